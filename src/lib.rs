@@ -1,0 +1,26 @@
+//! cloudeye-agent: a small, static, single-threaded monitoring agent for Huawei Cloud Eye.
+//!
+//! Data flows one way: [`collect`] samples /proc and /sys into metrics, [`metric`] turns
+//! them into request bodies, [`spool`] keeps what could not be delivered, [`reporter`]
+//! signs ([`sign`]) and sends ([`ces`]) them with credentials from [`credentials`] and
+//! [`metadata`]. [`agent`] runs the loop; [`cli`] and `main.rs` only parse and dispatch.
+
+pub mod agent;
+pub mod ces;
+pub mod check;
+pub mod cli;
+pub mod clock;
+pub mod collect;
+pub mod config;
+pub mod credentials;
+pub mod error;
+pub mod glob;
+pub mod logging;
+pub mod metadata;
+pub mod metric;
+pub mod print;
+pub mod reporter;
+pub mod sign;
+pub mod spool;
+pub mod state;
+pub mod version;

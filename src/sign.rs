@@ -1,0 +1,1 @@
+//! STUB (issue 4): SDK-HMAC-SHA256 request signing.

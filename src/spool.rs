@@ -1,0 +1,1 @@
+//! STUB (issue 5): the on-disk spool of undelivered batches.

@@ -1,0 +1,1 @@
+//! STUB (issue 5): the state `once` saves between runs, and the state_dir lock.
