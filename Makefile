@@ -13,7 +13,7 @@ MAX_BYTES := 2621440
 
 export CLOUDEYE_SDK_PYTHON := $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: all setup venv run run-table build check-deps test lint test-native test-aarch64 dist bench clean $(addprefix build-,$(TARGETS))
+.PHONY: all setup venv run run-table build check-deps test lint test-native test-aarch64 dist bench clean
 
 all: build
 
