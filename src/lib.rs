@@ -6,6 +6,7 @@
 //! [`metadata`]. [`agent`] runs the loop; [`cli`] and `main.rs` only parse and dispatch.
 
 pub mod agent;
+pub mod backoff;
 pub mod ces;
 pub mod check;
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod metadata;
 pub mod metric;
 pub mod print;
 pub mod reporter;
+pub mod signals;
 pub mod sign;
 pub mod spool;
 pub mod state;
