@@ -257,7 +257,8 @@ impl<H: Host, S: Source, K: Sink> Agent<H, S, K> {
             if !self.backlog.is_empty() && retry_at > now {
                 target = target.min(retry_at);
             }
-            self.host.sleep(Duration::from_nanos(target.saturating_sub(now)));
+            self.host
+                .sleep(Duration::from_nanos(target.saturating_sub(now)));
         }
     }
 
@@ -430,7 +431,10 @@ impl<H: Host, S: Source, K: Sink> Agent<H, S, K> {
         match outcome {
             Outcome::Delivered => {
                 if self.backoff.failures() > 0 {
-                    log::info!("Cloud Eye answers again; {} batches waiting", self.backlog.len());
+                    log::info!(
+                        "Cloud Eye answers again; {} batches waiting",
+                        self.backlog.len()
+                    );
                 }
                 self.backoff.success();
                 Attempt::Done
@@ -562,7 +566,10 @@ mod tests {
             let o = jitter_offset_ns(&format!("{i:08x}-0000-4000-8000-00000000cafe"), 60);
             buckets[(o / (6 * NS)) as usize] += 1;
         }
-        assert!(buckets.iter().filter(|&&n| n > 0).count() >= 8, "{buckets:?}");
+        assert!(
+            buckets.iter().filter(|&&n| n > 0).count() >= 8,
+            "{buckets:?}"
+        );
         assert!(buckets.iter().all(|&n| n < 30), "{buckets:?}");
     }
 

@@ -96,7 +96,10 @@ mod tests {
             let d = b.failure(0, None);
             // window after n failures: min(300 s, 2 s * 2^n)
             let window = (2_000u64 << n.min(20)).min(300_000);
-            assert!(d.as_millis() as u64 <= window, "failure {n}: {d:?} > {window} ms");
+            assert!(
+                d.as_millis() as u64 <= window,
+                "failure {n}: {d:?} > {window} ms"
+            );
         }
         assert_eq!(b.failures(), 20);
     }

@@ -53,7 +53,11 @@ const fn crc_table() -> [u32; 256] {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
             k += 1;
         }
         table[i] = c;
@@ -322,12 +326,21 @@ impl Spool {
         let result = std::fs::write(&tmp, format!("{seq} {offset}\n"))
             .and_then(|()| std::fs::rename(&tmp, self.dir.join(CURSOR)));
         if let Err(e) = result {
-            log::warn!("spool: cannot save delivery progress in {}: {e}", self.dir.display());
+            log::warn!(
+                "spool: cannot save delivery progress in {}: {e}",
+                self.dir.display()
+            );
         }
     }
 
     /// Index one segment file; keeps records at or after `skip_before`.
-    fn scan_segment(&mut self, seq: u64, path: PathBuf, skip_before: u64, is_last: bool) -> Option<Segment> {
+    fn scan_segment(
+        &mut self,
+        seq: u64,
+        path: PathBuf,
+        skip_before: u64,
+        is_last: bool,
+    ) -> Option<Segment> {
         let data = match std::fs::read(&path) {
             Ok(d) => d,
             Err(e) => {
@@ -352,7 +365,10 @@ impl Spool {
                 Err(e) => log::warn!("spool: cannot cut the torn tail of {}: {e}", path.display()),
             }
         }
-        let records: VecDeque<Meta> = metas.into_iter().filter(|m| m.offset >= skip_before).collect();
+        let records: VecDeque<Meta> = metas
+            .into_iter()
+            .filter(|m| m.offset >= skip_before)
+            .collect();
         if records.is_empty() && !is_last {
             remove_file(&path);
             return None;
@@ -636,7 +652,10 @@ mod tests {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
         assert_eq!(crc32(b""), 0);
         // Incremental equals one-shot.
-        assert_eq!(Crc32::new().update(b"1234").update(b"56789").finish(), 0xCBF4_3926);
+        assert_eq!(
+            Crc32::new().update(b"1234").update(b"56789").finish(),
+            0xCBF4_3926
+        );
     }
 
     #[test]
@@ -675,7 +694,10 @@ mod tests {
 
     #[test]
     fn segment_names() {
-        assert_eq!(parse_segment_name("seg-00000000000000000042.cesq"), Some(42));
+        assert_eq!(
+            parse_segment_name("seg-00000000000000000042.cesq"),
+            Some(42)
+        );
         assert_eq!(parse_segment_name("seg-42.cesq"), None);
         assert_eq!(parse_segment_name("cursor"), None);
     }

@@ -166,7 +166,10 @@ mod tests {
         assert!(!s.usable("b2", 2_000, 10_000), "other boot");
         assert!(!s.usable("", 2_000, 10_000), "unknown boot");
         assert!(!s.usable("b1", 1_000, 10_000), "time did not advance");
-        assert!(!s.usable("b1", 11_001, 10_000), "older than max age: 11001-1000 > 10000");
+        assert!(
+            !s.usable("b1", 11_001, 10_000),
+            "older than max age: 11001-1000 > 10000"
+        );
     }
 
     #[test]

@@ -90,7 +90,10 @@ impl Backlog {
         while self.memory_bytes > MEMORY_MAX_BYTES {
             match self.pop_memory() {
                 Some(old) => {
-                    log::warn!("in-memory backlog full: dropping the oldest {} points", old.items);
+                    log::warn!(
+                        "in-memory backlog full: dropping the oldest {} points",
+                        old.items
+                    );
                     self.dropped += old.items as u64;
                 }
                 None => break,
