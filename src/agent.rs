@@ -134,6 +134,9 @@ enum Attempt {
     Retry,
 }
 
+/// Sees every report's points (see [`Agent::set_observer`]).
+pub type Observer = Box<dyn FnMut(&[Point])>;
+
 /// The agent: a source of samples, a sink for bodies, a host for time and signals.
 pub struct Agent<H: Host, S: Source, K: Sink> {
     host: H,
@@ -149,7 +152,7 @@ pub struct Agent<H: Host, S: Source, K: Sink> {
     dropped: u64,
     /// Used until the sink has learned the server clock offset (`once` saves it).
     offset_hint_ms: i64,
-    observer: Option<Box<dyn FnMut(&[Point])>>,
+    observer: Option<Observer>,
 }
 
 impl<H: Host, S: Source, K: Sink> Agent<H, S, K> {
@@ -347,7 +350,10 @@ impl<H: Host, S: Source, K: Sink> Agent<H, S, K> {
                 Ok(id) => self.identity = Some(id),
                 Err(e) => {
                     let now = self.host.mono_ns();
-                    if self.identity_warned_ns.is_none_or(|t| now - t >= MINUTE_NS) {
+                    if self
+                        .identity_warned_ns
+                        .map_or(true, |t| now - t >= MINUTE_NS)
+                    {
                         log::error!("host identity unknown, holding points: {e}");
                         self.identity_warned_ns = Some(now);
                     }

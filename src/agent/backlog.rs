@@ -110,7 +110,7 @@ impl Backlog {
     fn disk_trouble(&mut self, what: &str, now_ns: u64) {
         let due = self
             .last_warn_ns
-            .is_none_or(|t| now_ns.saturating_sub(t) >= WARN_EVERY_NS);
+            .map_or(true, |t| now_ns.saturating_sub(t) >= WARN_EVERY_NS);
         if due {
             let more = match self.suppressed {
                 0 => String::new(),
