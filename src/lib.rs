@@ -6,6 +6,7 @@
 //! [`metadata`]. [`agent`] runs the loop; [`cli`] and `main.rs` only parse and dispatch.
 
 pub mod agent;
+pub mod backoff;
 pub mod ces;
 pub mod check;
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod metric;
 pub mod print;
 pub mod reporter;
 pub mod sign;
+pub mod signals;
 pub mod spool;
 pub mod state;
 pub mod version;
