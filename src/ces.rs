@@ -320,6 +320,7 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
     Some((days * 86_400 + h * 3600 + m * 60 + sec) * 1000)
 }
 
+#[derive(Debug)]
 struct Endpoint {
     scheme: &'static str,
     authority: String,
