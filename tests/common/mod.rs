@@ -2,7 +2,9 @@
 //! and a way to run the agent binary (under qemu when testing aarch64).
 #![allow(dead_code)]
 
+pub mod fake_cloud;
 pub mod fake_server;
+pub mod sigcheck;
 
 use std::path::PathBuf;
 use std::process::Command;
