@@ -1220,7 +1220,40 @@ pub fn classify(e: &ureq::Error) -> NetError {
         U::Io(io) => classify_io(io),
         _ => NetErrorKind::Other,
     };
-    NetError::new(kind, e.to_string())
+    let mut message = e.to_string();
+    if kind == NetErrorKind::Tls {
+        message = explain_tls(&message);
+    }
+    NetError::new(kind, message)
+}
+
+/// rustls names certificate problems in CamelCase; say what they mean.
+fn explain_tls(message: &str) -> String {
+    let message = message.strip_prefix("io: ").unwrap_or(message);
+    let meaning = [
+        (
+            "UnknownIssuer",
+            "the certificate's issuer is not a trusted CA",
+        ),
+        (
+            "NotValidForName",
+            "the certificate is for another host name",
+        ),
+        (
+            "Expired",
+            "the certificate has expired, or the local clock is wrong",
+        ),
+        (
+            "NotValidYet",
+            "the certificate is not valid yet, or the local clock is wrong",
+        ),
+    ]
+    .iter()
+    .find(|(code, _)| message.contains(code));
+    match meaning {
+        Some((_, m)) => format!("{message} ({m})"),
+        None => message.to_string(),
+    }
 }
 
 fn classify_io(e: &io::Error) -> NetErrorKind {
