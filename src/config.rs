@@ -18,6 +18,22 @@ pub const DEFAULT_ENDPOINT: &str = "https://ces.{region}.myhuaweicloud.com";
 /// Cloud Eye refuses a ttl above 7 days.
 pub const MAX_TTL: u64 = 604_800;
 
+/// Keys whose default is "unset"; `null` is accepted for them.
+const OPTIONAL_KEYS: [&str; 12] = [
+    "endpoint",
+    "region",
+    "project_id",
+    "instance_id",
+    "access_key",
+    "secret_key",
+    "namespace",
+    "ca_file",
+    "proxy",
+    "log_level",
+    "log_file",
+    "custom_dir",
+];
+
 /// A value that must never be printed: `Debug` and `Display` show `<redacted>`.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);
@@ -189,6 +205,10 @@ impl Config {
     }
 
     fn apply(&mut self, key: &str, v: &Value) -> Result<()> {
+        // null leaves an optional key unset, so config.example.json can list every key.
+        if v.is_null() && OPTIONAL_KEYS.contains(&key) {
+            return Ok(());
+        }
         match key {
             "metadata_url" => self.metadata_url = string(key, v)?,
             "endpoint" => self.endpoint = Some(string(key, v)?),
@@ -428,6 +448,15 @@ mod tests {
         assert!(Config::parse(r#"{"#).is_err());
         let c = Config::parse(r#"{"report_interval": 30}"#).unwrap();
         assert_eq!(c.jitter, 30);
+    }
+
+    #[test]
+    fn null_unsets_optional_keys_only() {
+        let c =
+            Config::parse(r#"{"endpoint": null, "secret_key": null, "access_key": null}"#).unwrap();
+        assert_eq!(c, Config::default());
+        assert!(Config::parse(r#"{"ttl": null}"#).is_err());
+        assert!(Config::parse(r#"{"bogus": null}"#).is_err());
     }
 
     #[test]
