@@ -43,6 +43,19 @@ pub struct Timeouts {
     pub total: Duration,
 }
 
+impl Timeouts {
+    /// Timeouts that keep collection on time in a single-threaded agent: one request
+    /// may take at most half a collect interval (between 3 s and 30 s).
+    pub fn for_collect_interval(collect_interval_secs: u64) -> Timeouts {
+        let total = Duration::from_millis(collect_interval_secs.saturating_mul(500))
+            .clamp(Duration::from_secs(3), Duration::from_secs(30));
+        Timeouts {
+            connect: total.min(Duration::from_secs(5)),
+            total,
+        }
+    }
+}
+
 impl Default for Timeouts {
     fn default() -> Timeouts {
         Timeouts {
@@ -560,6 +573,27 @@ mod tls {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_follow_the_collect_interval() {
+        // 10 s interval: half is 5 s; connect capped at 5 s
+        let t = Timeouts::for_collect_interval(10);
+        assert_eq!(
+            (t.total, t.connect),
+            (Duration::from_secs(5), Duration::from_secs(5))
+        );
+        // 1 s interval: half is 0.5 s, raised to the 3 s floor
+        assert_eq!(
+            Timeouts::for_collect_interval(1).total,
+            Duration::from_secs(3)
+        );
+        // 300 s interval: half is 150 s, capped at 30 s
+        let t = Timeouts::for_collect_interval(300);
+        assert_eq!(
+            (t.total, t.connect),
+            (Duration::from_secs(30), Duration::from_secs(5))
+        );
+    }
 
     #[test]
     fn http_date() {

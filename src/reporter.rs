@@ -47,7 +47,7 @@ impl Reporter {
         Reporter::with_timeouts(
             config,
             crate::metadata::DEFAULT_TIMEOUT,
-            Timeouts::default(),
+            Timeouts::for_collect_interval(config.collect_interval),
         )
     }
 
