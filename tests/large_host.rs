@@ -76,7 +76,10 @@ fn check_fixture(root: &Path) {
     assert_eq!(physical, 150);
     // 100 disks + 60 vd and 30 nvme partitions + 8 loop + ram0 = 199 lines.
     assert_eq!(read(&proc.join("diskstats")).lines().count(), 199);
-    assert_eq!(std::fs::read_dir(root.join("sys/block")).unwrap().count(), 109);
+    assert_eq!(
+        std::fs::read_dir(root.join("sys/block")).unwrap().count(),
+        109
+    );
     // 8 pseudo/network mounts + 100 real ones whose directories exist.
     let mountinfo = read(&proc.join("self/mountinfo"));
     assert_eq!(mountinfo.lines().count(), 108);
@@ -186,10 +189,26 @@ fn collectors_count_a_large_host_right() {
 
     // NICs: only the 150 with a device link count; each moved 1000 rx / 500 tx bytes and
     // 10 rx / 5 tx packets. lo (+100,000) and the 50 veths (+1,000,000 each) must not show.
-    close(value(&m, "net_bitRecv"), 8.0 * 150.0 * 1000.0 / dt, "net_bitRecv");
-    close(value(&m, "net_bitSent"), 8.0 * 150.0 * 500.0 / dt, "net_bitSent");
-    close(value(&m, "net_packetRecv"), 150.0 * 10.0 / dt, "net_packetRecv");
-    close(value(&m, "net_packetSent"), 150.0 * 5.0 / dt, "net_packetSent");
+    close(
+        value(&m, "net_bitRecv"),
+        8.0 * 150.0 * 1000.0 / dt,
+        "net_bitRecv",
+    );
+    close(
+        value(&m, "net_bitSent"),
+        8.0 * 150.0 * 500.0 / dt,
+        "net_bitSent",
+    );
+    close(
+        value(&m, "net_packetRecv"),
+        150.0 * 10.0 / dt,
+        "net_packetRecv",
+    );
+    close(
+        value(&m, "net_packetSent"),
+        150.0 * 5.0 / dt,
+        "net_packetSent",
+    );
     let nics = objects(&m, "net_bitRecv", "nic");
     assert!(
         nics.is_empty() || nics.len() == 150,
@@ -225,7 +244,9 @@ fn collectors_count_a_large_host_right() {
     assert_eq!(mounts.len(), 100, "{mounts:?}");
     let spaced = root.join("mnt/m 099");
     assert!(mounts.contains(spaced.to_str().unwrap()), "{mounts:?}");
-    assert!(!mounts.iter().any(|p| p.starts_with("/proc") || p.contains("nfs")));
+    assert!(!mounts
+        .iter()
+        .any(|p| p.starts_with("/proc") || p.contains("nfs")));
     // Every tenth mount is read-only.
     let ro = find(&m, "disk_fs_rwstate")
         .iter()
