@@ -14,6 +14,7 @@ pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod credentials;
+pub mod custom;
 pub mod error;
 pub mod glob;
 pub mod logging;
