@@ -370,6 +370,7 @@ impl<H: Host, S: Source, K: Sink> Agent<H, S, K> {
         };
         metrics.retain(|m| m.value.is_finite());
         self.self_metrics(&mut metrics);
+        self.custom_metrics(&mut metrics);
         let collect_time_ms = end_wall_ms + self.clock_offset_ms();
         let points: Vec<Point> = metrics
             .into_iter()
@@ -383,6 +384,22 @@ impl<H: Host, S: Source, K: Sink> Agent<H, S, K> {
         }
         self.unencoded.extend(points);
         self.encode_and_submit();
+    }
+
+    /// Items from the drop directory, read once per report; files older than two
+    /// report intervals are stale and ignored.
+    fn custom_metrics(&self, out: &mut Vec<Metric>) {
+        let Some(dir) = &self.config.custom_dir else {
+            return;
+        };
+        let max_age = Duration::from_secs(2 * self.config.report_interval);
+        crate::custom::collect_custom(
+            dir,
+            &self.config.custom_namespace,
+            max_age,
+            std::time::SystemTime::now(),
+            out,
+        );
     }
 
     fn self_metrics(&mut self, out: &mut Vec<Metric>) {

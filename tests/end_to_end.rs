@@ -193,3 +193,34 @@ fn run_survives_an_outage_and_delivers_every_interval() {
     let spool = cloudeye_agent::spool::Spool::open(&dir.join("state/spool"), 16 << 20);
     assert_eq!(spool.len(), 0, "undelivered records left after recovery");
 }
+
+#[test]
+fn once_sends_custom_metrics_from_the_drop_directory() {
+    let cloud = FakeCloud::start(CloudState::default());
+    let dir = common::temp_dir("e2e-custom");
+    let drop_dir = dir.join("custom.d");
+    std::fs::create_dir_all(&drop_dir).unwrap();
+    std::fs::write(
+        drop_dir.join("queue.json"),
+        r#"[{"metric_name":"queue_depth","value":42,"unit":"Count","dimensions":{"queue":"mail"}},
+            {"metric_name":"9bad","value":1}]"#,
+    )
+    .unwrap();
+    let extra = format!(r#","custom_dir":"{}""#, drop_dir.display());
+    let cfg = write_config(&dir, &cloud, &extra);
+    let out = run_once(&cfg);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let accepted = cloud.accepted();
+    let custom: Vec<_> = accepted
+        .iter()
+        .filter(|it| it["metric"]["namespace"] == "CUSTOM.HOST")
+        .collect();
+    assert_eq!(custom.len(), 1, "{custom:?}");
+    assert_eq!(custom[0]["metric"]["metric_name"], "queue_depth");
+    assert_eq!(custom[0]["value"], 42);
+    assert_eq!(custom[0]["metric"]["dimensions"][0]["value"], "inst-0001");
+    assert_eq!(custom[0]["metric"]["dimensions"][1]["name"], "queue");
+    // the bad item is named in one warning, and it did not stop the good one
+    assert!(stderr.contains("queue.json"), "{stderr}");
+}
