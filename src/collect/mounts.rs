@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 const MAX_DIM_VALUE: usize = 256;
 const GB: f64 = (1u64 << 30) as f64;
 
-/// File systems whose `statvfs` may block on a remote server; never queried.
+/// File systems whose `statvfs` may block on a remote server (or a FUSE daemon); never
+/// queried. Cluster file systems on shared disks (ocfs2, gfs2) are local block devices
+/// here; add them to `fs_type_exclude` if their lock manager can stall.
 const NETWORK_FS: &[&str] = &[
     "nfs*",
     "cifs",
@@ -35,8 +37,6 @@ const NETWORK_FS: &[&str] = &[
     "orangefs",
     "pvfs2",
     "davfs",
-    "ocfs2",
-    "gfs2",
     "fuse",
     "fuse.*",
     "sshfs",
@@ -204,8 +204,10 @@ pub fn sample_mounts(
 /// on the same path is dropped (statvfs would see the upper one); network file systems
 /// are dropped; `fs_type_exclude` drops; pseudo (`nodev`) file systems are dropped unless
 /// `mount_include` names the mount point explicitly; `mount_include`/`mount_exclude`
-/// filter the mount point; a second mount of the same device and root (a bind mount of
-/// something already reported) is dropped.
+/// filter the mount point; a bind mount is dropped: a mount of the same device whose root
+/// is the root of an already reported mount of that device, or lies under it (kubelet
+/// subPath mounts), adds no new figures. Btrfs subvolumes (`/@`, `/@home`) are siblings,
+/// not subtrees, so each is reported.
 pub fn select<'a>(
     entries: &'a [MountEntry],
     nodev: &[String],
@@ -216,22 +218,34 @@ pub fn select<'a>(
     for (i, e) in entries.iter().enumerate().rev() {
         visible[i] = seen_paths.insert(e.mount_point.as_str());
     }
-    let mut seen_devices = HashSet::new();
-    let mut out = Vec::new();
+    let mut out: Vec<&MountEntry> = Vec::new();
     for (e, _) in entries.iter().zip(visible).filter(|(_, v)| *v) {
         if !wanted(e, nodev, s) {
             continue;
         }
-        if !seen_devices.insert((e.major, e.minor, e.root.as_str())) {
+        if let Some(first) = out.iter().find(|r| shows_part_of(e, r)) {
             log::debug!(
-                "mount {}: same device and root as an earlier mount",
-                e.mount_point
+                "mount {}: bind mount of {}, already reported",
+                e.mount_point,
+                first.mount_point
             );
             continue;
         }
         out.push(e);
     }
     out
+}
+
+/// True when `e` shows the same device as `reported`, at its root or below it.
+fn shows_part_of(e: &MountEntry, reported: &MountEntry) -> bool {
+    if (e.major, e.minor) != (reported.major, reported.minor) {
+        return false;
+    }
+    let base = reported.root.trim_end_matches('/');
+    match e.root.strip_prefix(base) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
 }
 
 fn wanted(e: &MountEntry, nodev: &[String], s: &Settings) -> bool {
