@@ -293,7 +293,14 @@ fn pid_path<'b>(buf: &'b mut Vec<u8>, root_len: usize, pid: &[u8], file: &str) -
 
 impl Scanner {
     fn new(proc_root: &Path, patterns: &[String], facts: HostFacts) -> Scanner {
-        let patterns: Vec<Pattern> = patterns.iter().map(|p| Pattern::new(p)).collect();
+        // A repeated or empty pattern would only give duplicate or invalid series.
+        let mut unique: Vec<Pattern> = Vec::with_capacity(patterns.len());
+        for p in patterns.iter().filter(|p| !p.is_empty()) {
+            if !unique.iter().any(|u| u.text == *p) {
+                unique.push(Pattern::new(p));
+            }
+        }
+        let patterns = unique;
         let sample = ProcSample {
             clk_tck: facts.clk_tck,
             mem_total_bytes: facts.mem_total_bytes,
