@@ -220,6 +220,19 @@ fn filters() {
         selected_points(h, &with(&["/dev/shm"], &[], &[])),
         strings(&["/dev/shm"])
     );
+    // Only an exact path does that: `*` keeps every real mount and adds only /dev/shm.
+    assert_eq!(
+        selected_points(h, &with(&["*", "/dev/shm"], &[], &[])),
+        strings(&[
+            "/",
+            "/dev/shm",
+            "/boot/efi",
+            "/mnt/my data",
+            "/mnt/ro",
+            "/mnt/tab\tand\\back",
+            "/mnt/sb-ro"
+        ])
+    );
     // ... but never a network one.
     assert!(selected_points(
         h,

@@ -200,14 +200,17 @@ pub fn sample_mounts(
     MountSample { mounts }
 }
 
-/// The mounts to report, in table order. Rules, in order: a mount hidden by a later mount
-/// on the same path is dropped (statvfs would see the upper one); network file systems
-/// are dropped; `fs_type_exclude` drops; pseudo (`nodev`) file systems are dropped unless
-/// `mount_include` names the mount point explicitly; `mount_include`/`mount_exclude`
-/// filter the mount point; a bind mount is dropped: a mount of the same device whose root
-/// is the root of an already reported mount of that device, or lies under it (kubelet
-/// subPath mounts), adds no new figures. Btrfs subvolumes (`/@`, `/@home`) are siblings,
-/// not subtrees, so each is reported.
+/// The mounts to report, in table order. Rules, in order:
+/// - a mount hidden by a later mount on the same path is dropped (statvfs sees the upper);
+/// - network file systems are dropped, always;
+/// - `fs_type_exclude` (globs on the type) drops;
+/// - pseudo (`nodev`) file systems are dropped unless `mount_include` lists the mount
+///   point exactly (not through a glob);
+/// - `mount_include`/`mount_exclude` filter the mount point;
+/// - a bind mount is dropped: a mount of the same device whose root is the root of an
+///   already reported mount of that device, or lies under it (kubelet subPath mounts),
+///   adds no new figures. Btrfs subvolumes (`/@`, `/@home`) are siblings, not subtrees,
+///   so each is reported.
 pub fn select<'a>(
     entries: &'a [MountEntry],
     nodev: &[String],
@@ -258,10 +261,8 @@ fn wanted(e: &MountEntry, nodev: &[String], s: &Settings) -> bool {
     {
         return false;
     }
-    let explicitly_included = s
-        .mount_include
-        .iter()
-        .any(|p| glob::matches(p, &e.mount_point));
+    // Only an exact path brings back a pseudo file system: `*` must not add /proc too.
+    let explicitly_included = s.mount_include.iter().any(|p| *p == e.mount_point);
     if is_pseudo_fs(&e.fs_type, nodev) && !explicitly_included {
         return false;
     }
