@@ -262,7 +262,7 @@ fn wanted(e: &MountEntry, nodev: &[String], s: &Settings) -> bool {
         return false;
     }
     // Only an exact path brings back a pseudo file system: `*` must not add /proc too.
-    let explicitly_included = s.mount_include.iter().any(|p| *p == e.mount_point);
+    let explicitly_included = s.mount_include.contains(&e.mount_point);
     if is_pseudo_fs(&e.fs_type, nodev) && !explicitly_included {
         return false;
     }
