@@ -4,8 +4,8 @@
 //! Everything comes from ONE pass over `proc_root/[0-9]*`. Every pid costs one read of
 //! `stat` (state, comm, CPU ticks, start time); `cmdline` is read only when a pattern is
 //! still unmatched by comm and the pid is not a kernel thread; `statm` and `fd/` only for
-//! pids that matched. Path and name buffers are reused, so a pid costs no allocation
-//! unless it matches.
+//! pids that matched. Path, comm and cmdline buffers are reused: apart from the directory
+//! entry std allocates, a pid that does not match costs no allocation.
 //!
 //! Pattern rule (documented in docs/notes-collect-b.md): a pattern containing `*`, `?` or
 //! `[` is a glob that must match the whole comm or the whole cmdline (arguments joined by
