@@ -1,16 +1,504 @@
-//! STUB: to be implemented (see collect/mod.rs for the contract).
+//! Processes: counts by state, and per configured pattern the number of matching
+//! processes, their CPU, memory and open files.
+//!
+//! Everything comes from ONE pass over `proc_root/[0-9]*`. Every pid costs one read of
+//! `stat` (state, comm, CPU ticks, start time); `cmdline` is read only when a pattern is
+//! still unmatched by comm and the pid is not a kernel thread; `statm` and `fd/` only for
+//! pids that matched. Path, comm and cmdline buffers are reused: apart from the directory
+//! entry std allocates, a pid that does not match costs no allocation.
+//!
+//! Pattern rule (documented in docs/notes-collect-b.md): a pattern containing `*`, `?` or
+//! `[` is a glob that must match the whole comm or the whole cmdline (arguments joined by
+//! spaces); any other pattern matches a comm equal to it, or a cmdline containing it as a
+//! word: preceded by the start, a space or `/`, and followed by the end or a space.
 
 use super::{reader::Reader, Settings};
+use crate::glob;
 use crate::metric::Metric;
 use serde::{Deserialize, Serialize};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
+/// Cloud Eye refuses dimension values longer than this.
+const MAX_DIM_VALUE: usize = 256;
+/// `PF_KTHREAD` in the `flags` field of /proc/[pid]/stat: kernel threads have no cmdline.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// Counts by state from one scan, plus the per-pattern figures.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ProcSample {}
-
-pub fn read(_r: &mut Reader, _s: &Settings) -> Option<ProcSample> {
-    None
+pub struct ProcSample {
+    pub total: u64,
+    pub running: u64,
+    pub sleeping: u64,
+    pub blocked: u64,
+    pub zombie: u64,
+    pub idle: u64,
+    pub stopped: u64,
+    /// Clock ticks per second (sysconf CLK_TCK) the tick counts are in.
+    pub clk_tck: u64,
+    /// MemTotal in bytes; `None` when meminfo could not be read (no proc_mem then).
+    pub mem_total_bytes: Option<u64>,
+    pub patterns: Vec<PatternSample>,
 }
 
-pub fn gauges(_s: &ProcSample, _out: &mut Vec<Metric>) {}
+/// One configured pattern in one scan.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PatternSample {
+    pub pattern: String,
+    pub count: u64,
+    /// Sum of resident memory of the matching pids whose statm was readable.
+    pub rss_bytes: u64,
+    /// Sum of open fds of the matching pids whose fd directory was readable; `None` when
+    /// some matched but none was readable.
+    pub fds: Option<u64>,
+    /// CPU baselines of the matching pids, sorted by pid.
+    pub pids: Vec<PidTicks>,
+}
 
-pub fn rates(_a: &ProcSample, _b: &ProcSample, _dt: f64, _out: &mut Vec<Metric>) {}
+/// The CPU baseline of one process: a pid with another start time is another process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PidTicks {
+    pub pid: u32,
+    pub start: u64,
+    /// utime + stime, in clock ticks.
+    pub ticks: u64,
+}
+
+/// The fields of /proc/[pid]/stat this module uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat<'a> {
+    pub comm: &'a [u8],
+    pub state: u8,
+    pub flags: u64,
+    /// (utime + stime, starttime); `None` when the line is truncated before them.
+    pub times: Option<(u64, u64)>,
+}
+
+/// Parse /proc/[pid]/stat. comm may contain spaces and `)`, so the fields after it are
+/// found from the LAST `)`.
+pub fn parse_stat(bytes: &[u8]) -> Option<Stat<'_>> {
+    let open = bytes.iter().position(|&b| b == b'(')?;
+    let close = bytes.iter().rposition(|&b| b == b')')?;
+    if close < open {
+        return None;
+    }
+    let comm = &bytes[open + 1..close];
+    // Fields from 3 (state) on; index k here is field k + 3 of proc(5).
+    let mut f = bytes[close + 1..]
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty());
+    let state = *f.next()?.first()?;
+    let mut flags = 0;
+    let mut utime = None;
+    let mut stime = None;
+    let mut start = None;
+    for (k, w) in f.enumerate().map(|(i, w)| (i + 1, w)) {
+        match k {
+            6 => flags = parse_u64(w).unwrap_or(0),
+            11 => utime = parse_u64(w),
+            12 => stime = parse_u64(w),
+            19 => {
+                start = parse_u64(w);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let times = match (utime, stime, start) {
+        (Some(u), Some(s), Some(st)) => Some((u.saturating_add(s), st)),
+        _ => None,
+    };
+    Some(Stat {
+        comm,
+        state,
+        flags,
+        times,
+    })
+}
+
+fn parse_u64(w: &[u8]) -> Option<u64> {
+    if w.is_empty() || w.len() > 20 || !w.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(w).ok()?.parse().ok()
+}
+
+/// Resident pages: the second field of /proc/[pid]/statm.
+pub fn parse_statm_resident(bytes: &[u8]) -> Option<u64> {
+    bytes
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+        .nth(1)
+        .and_then(parse_u64)
+}
+
+/// MemTotal from /proc/meminfo, in bytes.
+pub fn parse_mem_total(bytes: &[u8]) -> Option<u64> {
+    let line = bytes
+        .split(|&b| b == b'\n')
+        .find(|l| l.starts_with(b"MemTotal:"))?;
+    let kb = line[9..]
+        .split(|b| b.is_ascii_whitespace())
+        .find(|w| !w.is_empty())
+        .and_then(parse_u64)?;
+    kb.checked_mul(1024)
+}
+
+/// A configured process pattern, classified once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    pub text: String,
+    pub is_glob: bool,
+}
+
+impl Pattern {
+    pub fn new(text: &str) -> Pattern {
+        Pattern {
+            text: text.to_string(),
+            is_glob: text.bytes().any(|b| matches!(b, b'*' | b'?' | b'[')),
+        }
+    }
+
+    pub fn matches_comm(&self, comm: &[u8]) -> bool {
+        if self.is_glob {
+            std::str::from_utf8(comm).is_ok_and(|c| glob::matches(&self.text, c))
+        } else {
+            comm == self.text.as_bytes()
+        }
+    }
+
+    /// `cmdline` with NULs already turned to spaces and the trailing one removed.
+    pub fn matches_cmdline(&self, cmdline: &[u8]) -> bool {
+        if cmdline.is_empty() {
+            return false;
+        }
+        if self.is_glob {
+            return std::str::from_utf8(cmdline).is_ok_and(|c| glob::matches(&self.text, c));
+        }
+        contains_word(cmdline, self.text.as_bytes())
+    }
+}
+
+fn contains_word(hay: &[u8], word: &[u8]) -> bool {
+    if word.is_empty() || word.len() > hay.len() {
+        return false;
+    }
+    (0..=hay.len() - word.len()).any(|i| {
+        hay[i..].starts_with(word)
+            && (i == 0 || matches!(hay[i - 1], b' ' | b'/'))
+            && matches!(hay.get(i + word.len()), None | Some(b' '))
+    })
+}
+
+/// Turn a raw cmdline (NUL-separated arguments) into space-separated text in place.
+pub fn cmdline_to_text(buf: &mut Vec<u8>) {
+    while buf.last() == Some(&0) {
+        buf.pop();
+    }
+    for b in buf.iter_mut() {
+        if *b == 0 {
+            *b = b' ';
+        }
+    }
+}
+
+/// Host facts the scan needs, read once per cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostFacts {
+    pub clk_tck: u64,
+    pub page_size: u64,
+    pub mem_total_bytes: Option<u64>,
+}
+
+impl HostFacts {
+    /// Facts from sysconf (CLK_TCK default 100, page size default 4096) and meminfo.
+    pub fn read(r: &mut Reader, s: &Settings) -> HostFacts {
+        use nix::unistd::{sysconf, SysconfVar};
+        let conf = |v, default| match sysconf(v) {
+            Ok(Some(x)) if x > 0 => x as u64,
+            _ => default,
+        };
+        let mem_total_bytes = if s.processes.is_empty() {
+            None
+        } else {
+            r.read_or_log(&s.proc_root.join("meminfo"))
+                .and_then(parse_mem_total)
+        };
+        HostFacts {
+            clk_tck: conf(SysconfVar::CLK_TCK, 100),
+            page_size: conf(SysconfVar::PAGE_SIZE, 4096),
+            mem_total_bytes,
+        }
+    }
+}
+
+pub fn read(r: &mut Reader, s: &Settings) -> Option<ProcSample> {
+    let facts = HostFacts::read(r, s);
+    scan(r, &s.proc_root, &s.processes, facts)
+}
+
+/// One pass over `proc_root/[0-9]*`. `None` only when the directory cannot be listed.
+pub fn scan(
+    r: &mut Reader,
+    proc_root: &Path,
+    patterns: &[String],
+    facts: HostFacts,
+) -> Option<ProcSample> {
+    let dir = match std::fs::read_dir(proc_root) {
+        Ok(d) => d,
+        Err(e) => {
+            log::debug!("cannot list {}: {e}", proc_root.display());
+            return None;
+        }
+    };
+    let mut scanner = Scanner::new(proc_root, patterns, facts);
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let name = name.as_bytes();
+        if name.is_empty() || !name.iter().all(u8::is_ascii_digit) {
+            continue;
+        }
+        let Some(pid) = parse_u64(name).and_then(|p| u32::try_from(p).ok()) else {
+            continue;
+        };
+        scanner.visit(r, pid, name);
+    }
+    Some(scanner.finish())
+}
+
+/// The state of one scan: reused buffers and running totals.
+struct Scanner {
+    /// `proc_root/` followed by the current pid and file; truncated back for each use.
+    path: Vec<u8>,
+    root_len: usize,
+    comm: Vec<u8>,
+    cmdline: Vec<u8>,
+    matched: Vec<bool>,
+    patterns: Vec<Pattern>,
+    facts: HostFacts,
+    sample: ProcSample,
+    /// Per pattern: matching pids seen with an unreadable fd directory.
+    fd_unreadable: Vec<u64>,
+}
+
+/// Point the reused buffer at `proc_root/<pid>/<file>` without allocating.
+fn pid_path<'b>(buf: &'b mut Vec<u8>, root_len: usize, pid: &[u8], file: &str) -> &'b Path {
+    buf.truncate(root_len);
+    buf.extend_from_slice(pid);
+    buf.push(b'/');
+    buf.extend_from_slice(file.as_bytes());
+    Path::new(OsStr::from_bytes(buf))
+}
+
+impl Scanner {
+    fn new(proc_root: &Path, patterns: &[String], facts: HostFacts) -> Scanner {
+        // A repeated or empty pattern would only give duplicate or invalid series.
+        let mut unique: Vec<Pattern> = Vec::with_capacity(patterns.len());
+        for p in patterns.iter().filter(|p| !p.is_empty()) {
+            if !unique.iter().any(|u| u.text == *p) {
+                unique.push(Pattern::new(p));
+            }
+        }
+        let patterns = unique;
+        let sample = ProcSample {
+            clk_tck: facts.clk_tck,
+            mem_total_bytes: facts.mem_total_bytes,
+            patterns: patterns
+                .iter()
+                .map(|p| PatternSample {
+                    pattern: p.text.clone(),
+                    fds: Some(0),
+                    ..PatternSample::default()
+                })
+                .collect(),
+            ..ProcSample::default()
+        };
+        let mut path = Vec::with_capacity(proc_root.as_os_str().len() + 32);
+        path.extend_from_slice(proc_root.as_os_str().as_bytes());
+        path.push(b'/');
+        Scanner {
+            root_len: path.len(),
+            path,
+            comm: Vec::with_capacity(64),
+            cmdline: Vec::with_capacity(4096),
+            matched: vec![false; patterns.len()],
+            fd_unreadable: vec![0; patterns.len()],
+            patterns,
+            facts,
+            sample,
+        }
+    }
+
+    fn visit(&mut self, r: &mut Reader, pid: u32, name: &[u8]) {
+        let path = pid_path(&mut self.path, self.root_len, name, "stat");
+        let Ok(bytes) = r.read(path) else {
+            return; // exited since the directory was listed
+        };
+        self.sample.total += 1;
+        let Some(stat) = parse_stat(bytes) else {
+            return;
+        };
+        self.count_state(stat.state);
+        if self.patterns.is_empty() {
+            return;
+        }
+        let flags = stat.flags;
+        let times = stat.times;
+        self.comm.clear();
+        self.comm.extend_from_slice(stat.comm);
+        self.match_patterns(r, name, flags);
+        if self.matched.iter().any(|&m| m) {
+            self.account(r, pid, name, times);
+        }
+    }
+
+    fn count_state(&mut self, state: u8) {
+        let s = &mut self.sample;
+        match state {
+            b'R' => s.running += 1,
+            b'S' => s.sleeping += 1,
+            b'D' => s.blocked += 1,
+            b'Z' => s.zombie += 1,
+            b'I' => s.idle += 1,
+            b'T' | b't' => s.stopped += 1,
+            _ => {}
+        }
+    }
+
+    /// Fill `self.matched`; reads cmdline at most once, and only if comm left a pattern
+    /// unmatched and the process is not a kernel thread.
+    fn match_patterns(&mut self, r: &mut Reader, name: &[u8], flags: u64) {
+        for (m, p) in self.matched.iter_mut().zip(&self.patterns) {
+            *m = p.matches_comm(&self.comm);
+        }
+        if self.matched.iter().all(|&m| m) || flags & PF_KTHREAD != 0 {
+            return;
+        }
+        let path = pid_path(&mut self.path, self.root_len, name, "cmdline");
+        let Ok(bytes) = r.read(path) else {
+            return;
+        };
+        self.cmdline.clear();
+        self.cmdline.extend_from_slice(bytes);
+        cmdline_to_text(&mut self.cmdline);
+        for (m, p) in self.matched.iter_mut().zip(&self.patterns) {
+            *m = *m || p.matches_cmdline(&self.cmdline);
+        }
+    }
+
+    /// Add a matched pid's memory, fds and CPU baseline to every pattern it matched.
+    fn account(&mut self, r: &mut Reader, pid: u32, name: &[u8], times: Option<(u64, u64)>) {
+        let statm = pid_path(&mut self.path, self.root_len, name, "statm");
+        let rss = r
+            .read(statm)
+            .ok()
+            .and_then(parse_statm_resident)
+            .map_or(0, |pages| pages.saturating_mul(self.facts.page_size));
+        let fds = count_fds(pid_path(&mut self.path, self.root_len, name, "fd"));
+        for (i, p) in self.sample.patterns.iter_mut().enumerate() {
+            if !self.matched[i] {
+                continue;
+            }
+            p.count += 1;
+            p.rss_bytes = p.rss_bytes.saturating_add(rss);
+            match fds {
+                Some(n) => p.fds = p.fds.map(|f| f + n),
+                None => self.fd_unreadable[i] += 1,
+            }
+            if let Some((ticks, start)) = times {
+                p.pids.push(PidTicks { pid, start, ticks });
+            }
+        }
+    }
+
+    fn finish(mut self) -> ProcSample {
+        for (p, unreadable) in self.sample.patterns.iter_mut().zip(&self.fd_unreadable) {
+            if *unreadable > 0 && *unreadable == p.count {
+                p.fds = None;
+            }
+            p.pids.sort_unstable_by_key(|t| t.pid);
+        }
+        self.sample
+    }
+}
+
+/// Number of entries in /proc/[pid]/fd; `None` when it cannot be listed (another user's
+/// process without CAP_SYS_PTRACE, or the process exited).
+fn count_fds(dir: &Path) -> Option<u64> {
+    match std::fs::read_dir(dir) {
+        Ok(d) => Some(d.filter(Result::is_ok).count() as u64),
+        Err(e) => {
+            log::debug!("cannot list {}: {e}", dir.display());
+            None
+        }
+    }
+}
+
+pub fn gauges(s: &ProcSample, out: &mut Vec<Metric>) {
+    let counts = [
+        ("proc_total_count", s.total),
+        ("proc_running_count", s.running),
+        ("proc_sleeping_count", s.sleeping),
+        ("proc_blocked_count", s.blocked),
+        ("proc_zombie_count", s.zombie),
+        ("proc_idle_count", s.idle),
+        ("proc_stopped_count", s.stopped),
+    ];
+    for (name, value) in counts {
+        out.push(Metric::new(name, "Count", value as f64));
+    }
+    for p in s.patterns.iter().filter(|p| dim_ok(&p.pattern)) {
+        let dim = |m: Metric| m.with_dim("proc", p.pattern.clone());
+        out.push(dim(Metric::new(
+            "proc_specified_count",
+            "Count",
+            p.count as f64,
+        )));
+        if let Some(total) = s.mem_total_bytes {
+            if let Some(pct) = super::percent(p.rss_bytes as f64, total as f64) {
+                out.push(dim(Metric::new("proc_mem", "%", pct)));
+            }
+        }
+        if let Some(fds) = p.fds {
+            out.push(dim(Metric::new("proc_file", "Count", fds as f64)));
+        }
+    }
+}
+
+fn dim_ok(pattern: &str) -> bool {
+    let ok = !pattern.is_empty() && pattern.len() <= MAX_DIM_VALUE;
+    if !ok {
+        log::debug!(
+            "process pattern of {} bytes cannot be a dimension",
+            pattern.len()
+        );
+    }
+    ok
+}
+
+/// proc_cpu per pattern: % of one CPU over the interval, summed over the pids present in
+/// both samples with the same start time. New pids only set their baseline; exited pids
+/// drop out; a tick count that went backwards is ignored.
+pub fn rates(a: &ProcSample, b: &ProcSample, dt_secs: f64, out: &mut Vec<Metric>) {
+    if dt_secs.is_nan() || dt_secs <= 0.0 || b.clk_tck == 0 || a.clk_tck != b.clk_tck {
+        return;
+    }
+    for cur in b.patterns.iter().filter(|p| dim_ok(&p.pattern)) {
+        let Some(prev) = a.patterns.iter().find(|p| p.pattern == cur.pattern) else {
+            continue;
+        };
+        let ticks: u64 = cur
+            .pids
+            .iter()
+            .filter_map(|c| {
+                let i = prev.pids.binary_search_by_key(&c.pid, |t| t.pid).ok()?;
+                let p = prev.pids[i];
+                (p.start == c.start).then_some(())?;
+                c.ticks.checked_sub(p.ticks)
+            })
+            .sum();
+        let pct = 100.0 * ticks as f64 / b.clk_tck as f64 / dt_secs;
+        out.push(Metric::new("proc_cpu", "%", pct).with_dim("proc", cur.pattern.clone()));
+    }
+}
