@@ -17,7 +17,7 @@ use cloudeye_agent::error::Result;
 use cloudeye_agent::metadata::Identity;
 use cloudeye_agent::metric::{Metric, Point};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
