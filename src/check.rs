@@ -1,41 +1,39 @@
 //! `cloudeye-agent check`: run every step a report needs and say what to fix.
 //!
-//! The steps are plain functions over a [`CheckEnv`] (the outside world: metadata
-//! service, Cloud Eye, the spool), so the step logic and the output are tested against a
-//! fake environment; [`RealEnv`] talks HTTP with ureq. Each step yields one
-//! [`StepResult`]; a step whose input came from a failed step is `skip`. Exit status 0
-//! means no step failed (warnings pass).
+//! The steps use the agent's own clients, so `check` sees what the agent would see:
+//! [`MetadataClient`] for the token probe, the security key (telling a missing agency
+//! apart) and meta_data.json; [`CesClient`] for a connection to the endpoint (its transport
+//! error is the TLS diagnosis); [`Reporter::probe`] for the signed request, with the
+//! agent's clock correction and credential refresh; [`spool::summary`] for the backlog.
+//! Each step yields one [`StepResult`]; a step whose input came from a failed step is
+//! `skip`. Exit status 0 means no step failed (warnings pass).
 //!
 //! Nothing written here ever contains the SK, the security token or the metadata token.
 
+use crate::ces::{CesClient, Timeouts};
 use crate::config::{Config, ConfigSource, Secret};
 use crate::credentials::Credentials;
 use crate::error::{Error, Result};
-use crate::logging::{days_from_civil, format_utc};
-use crate::metadata::Identity;
+use crate::logging::format_utc;
+use crate::metadata::{self, FetchError, Identity, MetaData, MetadataClient, TokenSupport};
+use crate::reporter::{Probe, Reporter};
+use crate::spool;
 use serde::Serialize;
-use std::io::{self, Read};
 use std::path::Path;
 use std::time::Duration;
 
-/// The body the metadata service sends when no agency is attached to the server.
-pub const NO_AGENCY_MESSAGE: &str = "Please configure Cloud Service Agency first";
 /// Warn when the local clock is further than this from Cloud Eye's.
 pub const CLOCK_WARN_SECS: i64 = 60;
 /// Cloud Eye's gateway refuses signatures dated further than this from its time.
-pub const CLOCK_FAIL_SECS: i64 = 15 * 60;
-/// The agent signs and stamps with the server's time when the clock is off, so a large
-/// offset is a warning, not a failure.
-pub const AGENT_CORRECTS_CLOCK: bool = true;
-/// Timeout of every metadata request.
-pub const METADATA_TIMEOUT: Duration = Duration::from_secs(3);
-/// Timeout of every Cloud Eye request.
+pub const CLOCK_LIMIT_SECS: i64 = 15 * 60;
+/// Every Cloud Eye request made by `check` gives up after this.
 pub const CES_TIMEOUT: Duration = Duration::from_secs(10);
-/// No reply body read by `check` is longer than this.
-pub const MAX_BODY_BYTES: u64 = 64 * 1024;
 
 const METADATA_FIX: &str = "on an ECS/BMS the metadata service is http://169.254.169.254: check the route to it and that the security group allows outbound TCP 80 to 169.254.0.0/16; off Huawei Cloud set access_key, secret_key, project_id, instance_id and region in the config";
 const AGENCY_FIX: &str = "attach the agency cesagency (it gives the internal account op_svc_ces the CES Administrator role): on Cloud Eye's Server Monitoring page click Configure, or pick cesagency under Agency when creating the server (existing server: ECS console, Management Information, Agency); if cesagency is missing, create it in IAM (Common account, delegated account op_svc_ces, CES Administrator); or set access_key and secret_key in the config";
+const CONNECT_FIX: &str =
+    "allow outbound TCP 443 to the endpoint (security group, firewall) or set proxy";
+const SETUP_FIX: &str = "correct endpoint, proxy or ca_file in the config";
 
 /// The outcome of one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -99,94 +97,9 @@ impl StepResult {
     }
 }
 
-/// An HTTP reply as `check` needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpReply {
-    pub status: u16,
-    /// At most [`MAX_BODY_BYTES`], lossily decoded.
-    pub body: String,
-    /// The `Date` header, if any.
-    pub date: Option<String>,
-    /// Local wall-clock time (Unix ms) when the reply arrived.
-    pub received_ms: i64,
-}
-
-/// Why no HTTP reply came back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NetErrorKind {
-    /// The name did not resolve.
-    Dns,
-    /// Connection refused, unreachable or reset.
-    Connect,
-    Timeout,
-    /// The TLS handshake or certificate verification failed.
-    Tls,
-    Other,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetError {
-    pub kind: NetErrorKind,
-    pub message: String,
-}
-
-impl NetError {
-    pub fn new(kind: NetErrorKind, message: impl Into<String>) -> NetError {
-        NetError {
-            kind,
-            message: message.into(),
-        }
-    }
-}
-
-pub type NetResult = std::result::Result<HttpReply, NetError>;
-
-/// Name resolution and a plain GET of the endpoint.
-#[derive(Debug, Clone)]
-pub struct EndpointProbe {
-    /// The addresses the host resolved to.
-    pub resolved: std::result::Result<Vec<String>, NetError>,
-    /// The reply to `GET {endpoint}/`; any status proves TCP and TLS work.
-    pub reply: NetResult,
-}
-
-/// What is waiting in the spool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SpoolSummary {
-    pub batches: u64,
-    pub bytes: u64,
-    /// Unix ms of the oldest batch.
-    pub oldest_ms: Option<i64>,
-}
-
-/// Everything outside the process that `check` touches.
-pub trait CheckEnv {
-    /// Local wall-clock time, Unix ms.
-    fn now_ms(&self) -> i64;
-    /// `PUT /meta-data/latest/api/token`.
-    fn metadata_token_probe(&mut self) -> NetResult;
-    /// `GET /openstack/latest/securitykey`.
-    fn security_key(&mut self, token: Option<&Secret>) -> NetResult;
-    /// `GET /openstack/latest/meta_data.json`.
-    fn meta_data(&mut self, token: Option<&Secret>) -> NetResult;
-    /// Resolve the endpoint's host and GET its root.
-    fn endpoint_probe(&mut self, endpoint: &str) -> EndpointProbe;
-    /// POST `[]` to metric-data, signed with `credentials` and dated `sdk_date`.
-    fn signed_probe(
-        &mut self,
-        endpoint: &str,
-        project_id: &str,
-        credentials: &Credentials,
-        sdk_date: &str,
-    ) -> NetResult;
-    /// The spool under `dir`; `Ok(None)` when it does not exist yet.
-    fn spool_summary(&mut self, dir: &Path) -> io::Result<Option<SpoolSummary>>;
-}
-
 /// Run the checks, print them (text or JSON) and say whether every step passed.
 pub fn check(source: &ConfigSource, config: Result<Config>, json: bool) -> Result<bool> {
-    let mut env = RealEnv::new(config.as_ref().ok().unwrap_or(&Config::default()));
-    let results = run_steps(source, &config, &mut env);
+    let results = run_steps(source, &config);
     let out = if json {
         render_json(&results)?
     } else {
@@ -196,34 +109,22 @@ pub fn check(source: &ConfigSource, config: Result<Config>, json: bool) -> Resul
     Ok(results.iter().all(StepResult::passed))
 }
 
-/// Identity and how the host was recognised.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FoundIdentity {
-    pub identity: Identity,
-    /// "ECS", "BMS", or "unknown" when the metadata service was not asked.
-    pub kind: &'static str,
-}
-
 /// What earlier steps hand to later ones.
 #[derive(Default)]
 struct Found {
-    metadata_ok: bool,
-    token: Option<Secret>,
-    credentials: Option<Credentials>,
-    identity: Option<FoundIdentity>,
-    endpoint: Option<String>,
+    /// Set once the token probe got an answer.
+    metadata: Option<MetadataClient>,
+    /// Temporary credentials from the agency step.
+    temporary: Option<Credentials>,
+    credentials_ok: bool,
+    identity: Option<Identity>,
     endpoint_ok: bool,
-    /// Server minus local time, ms, from the endpoint probe.
+    /// Server minus local time, ms, from the endpoint's `Date`.
     offset_ms: Option<i64>,
-    endpoint_reply_had_date: bool,
 }
 
 /// Every step, in order.
-pub fn run_steps(
-    source: &ConfigSource,
-    config: &Result<Config>,
-    env: &mut dyn CheckEnv,
-) -> Vec<StepResult> {
+pub fn run_steps(source: &ConfigSource, config: &Result<Config>) -> Vec<StepResult> {
     let config = match config {
         Ok(c) => c,
         Err(e) => {
@@ -240,14 +141,14 @@ pub fn run_steps(
     vec![
         config_ok(source),
         step_proc(config),
-        step_metadata(config, env, &mut found),
-        step_agency(config, env, &mut found),
-        step_credentials(config, env, &mut found),
-        step_identity(config, env, &mut found),
-        step_endpoint(config, env, &mut found),
-        step_signed_request(config, env, &mut found),
-        step_clock(&found, AGENT_CORRECTS_CLOCK),
-        step_spool(config, env),
+        step_metadata(config, &mut found),
+        step_agency(config, &mut found),
+        step_credentials(config, &mut found),
+        step_identity(config, &mut found),
+        step_endpoint(config, &mut found),
+        step_signed_request(config, &found),
+        step_clock(&found),
+        step_spool(config),
     ]
 }
 
@@ -329,7 +230,7 @@ fn metadata_needed(config: &Config) -> bool {
         || config.region.is_none()
 }
 
-fn step_metadata(config: &Config, env: &mut dyn CheckEnv, found: &mut Found) -> StepResult {
+fn step_metadata(config: &Config, found: &mut Found) -> StepResult {
     const STEP: &str = "metadata";
     if !metadata_needed(config) {
         return StepResult::skip(
@@ -338,40 +239,17 @@ fn step_metadata(config: &Config, env: &mut dyn CheckEnv, found: &mut Found) -> 
         );
     }
     let url = &config.metadata_url;
-    match env.metadata_token_probe() {
-        Ok(r) if r.status == 200 && !r.body.trim().is_empty() => {
-            found.metadata_ok = true;
-            found.token = Some(Secret::new(r.body.trim()));
-            StepResult::ok(STEP, format!("{url} reachable; session tokens: yes"))
-        }
-        Ok(r) if matches!(r.status, 404 | 405 | 503) => {
-            found.metadata_ok = true;
-            StepResult::ok(
-                STEP,
-                format!(
-                    "{url} reachable; session tokens: no (HTTP {} to the token request)",
-                    r.status
-                ),
-            )
-        }
-        Ok(r) => StepResult::fail(
-            STEP,
-            format!(
-                "{url} answered the token request with HTTP {}: {}",
-                r.status,
-                excerpt(&r.body)
-            ),
-            "check metadata_url; it must be the instance metadata service",
-        ),
-        Err(e) => StepResult::fail(
-            STEP,
-            format!("cannot reach the metadata service at {url}: {}", e.message),
-            METADATA_FIX,
-        ),
-    }
+    let mut client = MetadataClient::new(url);
+    let tokens = match client.probe_token() {
+        Ok(TokenSupport::Unsupported) => "no (reads go without one)",
+        Ok(_) => "yes",
+        Err(e) => return StepResult::fail(STEP, e.message(), METADATA_FIX),
+    };
+    found.metadata = Some(client);
+    StepResult::ok(STEP, format!("{url} reachable; session tokens: {tokens}"))
 }
 
-fn step_agency(config: &Config, env: &mut dyn CheckEnv, found: &mut Found) -> StepResult {
+fn step_agency(config: &Config, found: &mut Found) -> StepResult {
     const STEP: &str = "agency";
     if config.has_static_credentials() {
         return StepResult::skip(
@@ -379,66 +257,47 @@ fn step_agency(config: &Config, env: &mut dyn CheckEnv, found: &mut Found) -> St
             "not needed: access_key and secret_key are in the config",
         );
     }
-    if !found.metadata_ok {
+    let Some(client) = found.metadata.as_mut() else {
         return StepResult::skip(STEP, "needs the metadata service");
-    }
-    match env.security_key(found.token.as_ref()) {
-        Ok(r) if r.status == 200 => {
-            match parse_security_key(&r.body) {
-                Ok(c) => found.credentials = Some(c),
-                Err(e) => {
-                    return StepResult::fail(
-                        STEP,
-                        format!("securitykey answered 200 but {e}"),
-                        "retry in a minute; if it persists, detach and re-attach the agency",
-                    )
-                }
-            }
+    };
+    match client.security_key() {
+        Ok(c) => {
+            found.temporary = Some(c);
             StepResult::ok(
                 STEP,
                 "an agency is attached: the metadata service issues temporary credentials",
             )
         }
-        Ok(r) if r.status == 401 && r.body.contains(NO_AGENCY_MESSAGE) => StepResult::fail(
-            STEP,
-            format!("no agency is attached to this server (metadata service: \"{NO_AGENCY_MESSAGE}\")"),
-            AGENCY_FIX,
-        ),
-        Ok(r) => StepResult::fail(
+        Err(FetchError::NoAgency(_)) => StepResult::fail(
             STEP,
             format!(
-                "securitykey answered HTTP {}: {}",
-                r.status,
-                excerpt(&r.body)
+                "no agency is attached to this server (the metadata service answers \"{}\")",
+                metadata::AGENCY_ERROR
             ),
-            "retry in a minute; if it persists, check the agency in the ECS console (Management Information, Agency)",
+            AGENCY_FIX,
         ),
-        Err(e) => StepResult::fail(
+        Err(FetchError::Failed(e)) => StepResult::fail(
             STEP,
-            format!("securitykey request failed: {}", e.message),
-            METADATA_FIX,
+            e.message(),
+            "retry in a minute; if it persists, check the agency in the ECS console (Management Information, Agency)",
         ),
     }
 }
 
-fn step_credentials(config: &Config, env: &mut dyn CheckEnv, found: &mut Found) -> StepResult {
+fn step_credentials(config: &Config, found: &mut Found) -> StepResult {
     const STEP: &str = "credentials";
-    if let (Some(ak), Some(sk)) = (&config.access_key, &config.secret_key) {
-        found.credentials = Some(Credentials {
-            access_key: ak.clone(),
-            secret_key: sk.clone(),
-            security_token: None,
-            expires_at_ms: None,
-        });
+    if let (Some(ak), Some(_)) = (&config.access_key, &config.secret_key) {
+        found.credentials_ok = true;
         return StepResult::ok(
             STEP,
             format!("static access key {} from the config (no expiry)", mask(ak)),
         );
     }
-    let Some(creds) = &found.credentials else {
+    let Some(creds) = &found.temporary else {
         return StepResult::skip(STEP, "needs the agency");
     };
-    let now = env.now_ms();
+    let now = crate::clock::wall_ms();
+    found.credentials_ok = !creds.expires_at_ms.is_some_and(|exp| exp <= now);
     match creds.expires_at_ms {
         Some(exp) if exp <= now => StepResult::fail(
             STEP,
@@ -465,62 +324,30 @@ fn step_credentials(config: &Config, env: &mut dyn CheckEnv, found: &mut Found) 
     }
 }
 
-fn step_identity(config: &Config, env: &mut dyn CheckEnv, found: &mut Found) -> StepResult {
+fn step_identity(config: &Config, found: &mut Found) -> StepResult {
     const STEP: &str = "identity";
-    let from_metadata = if found.metadata_ok {
-        match env.meta_data(found.token.as_ref()) {
-            Ok(r) if r.status == 200 => match parse_meta_data(&r.body) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    return StepResult::fail(
-                        STEP,
-                        format!("meta_data.json: {e}"),
-                        "set instance_id, project_id and region in the config",
-                    )
-                }
-            },
-            Ok(r) => {
-                return StepResult::fail(
-                    STEP,
-                    format!(
-                        "meta_data.json answered HTTP {}: {}",
-                        r.status,
-                        excerpt(&r.body)
-                    ),
-                    "set instance_id, project_id and region in the config",
-                )
+    const FIX: &str = "set instance_id, project_id and region in the config";
+    let (meta, kind) = match found.metadata.as_mut() {
+        Some(client) => match client.meta_data() {
+            Ok(m) => {
+                let bms = metadata::namespace_for(m.resource_spec_code.as_deref()) == "SERVICE.BMS";
+                (m, if bms { "BMS" } else { "ECS" })
             }
-            Err(e) => {
-                return StepResult::fail(
-                    STEP,
-                    format!("meta_data.json request failed: {}", e.message),
-                    METADATA_FIX,
-                )
-            }
-        }
-    } else if metadata_needed(config) && !has_config_identity(config) {
-        return StepResult::skip(STEP, "needs the metadata service");
-    } else {
-        None
+            Err(e) => return StepResult::fail(STEP, e.message(), FIX),
+        },
+        None if has_config_identity(config) => (MetaData::default(), "unknown: not asked"),
+        None => return StepResult::skip(STEP, "needs the metadata service"),
     };
-    match merge_identity(config, from_metadata) {
+    match metadata::identity_from(config, &meta) {
         Ok(id) => {
             let detail = format!(
-                "instance {}, project {}, region {}, namespace {} ({})",
-                id.identity.instance_id,
-                id.identity.project_id,
-                id.identity.region,
-                id.identity.namespace,
-                id.kind
+                "instance {}, project {}, region {}, namespace {} ({kind})",
+                id.instance_id, id.project_id, id.region, id.namespace
             );
             found.identity = Some(id);
             StepResult::ok(STEP, detail)
         }
-        Err(missing) => StepResult::fail(
-            STEP,
-            format!("unknown {missing}"),
-            format!("set \"{missing}\" in the config"),
-        ),
+        Err(e) => StepResult::fail(STEP, e.message(), FIX),
     }
 }
 
@@ -528,214 +355,150 @@ fn has_config_identity(config: &Config) -> bool {
     config.instance_id.is_some() && config.project_id.is_some() && config.region.is_some()
 }
 
-/// What meta_data.json says about this host.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MetaData {
-    pub instance_id: Option<String>,
-    pub project_id: Option<String>,
-    pub region: Option<String>,
-    pub bare_metal: bool,
-}
-
-/// Parse meta_data.json: `uuid`, `project_id`, `region_id` (else the availability zone
-/// without its letter), and `meta.metering.resourcespeccode` containing "physical" = BMS.
-pub fn parse_meta_data(body: &str) -> std::result::Result<MetaData, String> {
-    let v: serde_json::Value = serde_json::from_str(body).map_err(|e| format!("not JSON ({e})"))?;
-    let text = |key: &str| {
-        v.get(key)
-            .and_then(|x| x.as_str())
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
-    let region =
-        text("region_id").or_else(|| text("availability_zone").map(|az| region_of_az(&az)));
-    let spec = v
-        .pointer("/meta/metering.resourcespeccode")
-        .or_else(|| v.pointer("/meta/metering/resourcespeccode"))
-        .and_then(|x| x.as_str())
-        .unwrap_or("");
-    Ok(MetaData {
-        instance_id: text("uuid"),
-        project_id: text("project_id"),
-        region,
-        bare_metal: spec.contains("physical"),
-    })
-}
-
-/// `cn-north-4a` -> `cn-north-4` (undocumented heuristic; region_id is preferred).
-fn region_of_az(az: &str) -> String {
-    let trimmed = az.trim_end_matches(|c: char| c.is_ascii_lowercase());
-    if trimmed.ends_with(|c: char| c.is_ascii_digit()) {
-        trimmed.to_string()
-    } else {
-        az.to_string()
+fn check_timeouts() -> Timeouts {
+    Timeouts {
+        connect: CES_TIMEOUT,
+        total: CES_TIMEOUT,
     }
 }
 
-/// The config wins over the metadata service; `Err` names the first missing key.
-pub fn merge_identity(
-    config: &Config,
-    meta: Option<MetaData>,
-) -> std::result::Result<FoundIdentity, &'static str> {
-    let meta_known = meta.is_some();
-    let meta = meta.unwrap_or_default();
-    let pick = |c: &Option<String>, m: Option<String>, key| c.clone().or(m).ok_or(key);
-    let instance_id = pick(&config.instance_id, meta.instance_id, "instance_id")?;
-    let project_id = pick(&config.project_id, meta.project_id, "project_id")?;
-    let region = pick(&config.region, meta.region, "region")?;
-    let kind = match (meta_known, meta.bare_metal) {
-        (false, _) => "unknown: not asked",
-        (true, true) => "BMS",
-        (true, false) => "ECS",
-    };
-    let default_ns = if meta.bare_metal {
-        "SERVICE.BMS"
-    } else {
-        "AGT.ECS"
-    };
-    let namespace = config
-        .namespace
-        .clone()
-        .unwrap_or_else(|| default_ns.to_string());
-    Ok(FoundIdentity {
-        identity: Identity {
-            instance_id,
-            project_id,
-            region,
-            namespace,
-        },
-        kind,
-    })
-}
-
-/// Parse the securitykey reply. Errors never quote the body (it holds the SK).
-pub fn parse_security_key(body: &str) -> std::result::Result<Credentials, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(body).map_err(|_| "its body is not JSON".to_string())?;
-    let field = |name: &str| {
-        v.pointer(&format!("/credential/{name}"))
-            .and_then(|x| x.as_str())
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| format!("its body has no credential.{name}"))
-    };
-    let expires = field("expires_at")?;
-    let expires_at_ms = parse_iso8601_ms(expires)
-        .ok_or_else(|| format!("credential.expires_at \"{expires}\" is not a UTC time"))?;
-    Ok(Credentials {
-        access_key: field("access")?.to_string(),
-        secret_key: Secret::new(field("secret")?),
-        security_token: Some(Secret::new(field("securitytoken")?)),
-        expires_at_ms: Some(expires_at_ms),
-    })
-}
-
-fn step_endpoint(config: &Config, env: &mut dyn CheckEnv, found: &mut Found) -> StepResult {
+/// Connect to Cloud Eye with a placeholder key: any HTTP answer (a 401 here) proves that
+/// TCP, the proxy and TLS work, and its `Date` gives the clock offset. Nothing is written.
+fn step_endpoint(config: &Config, found: &mut Found) -> StepResult {
     const STEP: &str = "endpoint";
     let Some(id) = &found.identity else {
         return StepResult::skip(STEP, "needs the region (identity)");
     };
-    let endpoint = config.endpoint_for(&id.identity.region);
-    found.endpoint = Some(endpoint.clone());
-    let probe = env.endpoint_probe(&endpoint);
-    let addrs = match probe.resolved {
-        Ok(a) => a,
-        Err(e) => {
-            return StepResult::fail(
-                STEP,
-                format!("{endpoint}: {}", e.message),
-                "check DNS (/etc/resolv.conf; on Huawei Cloud use the private DNS servers of the region) or set endpoint",
-            )
-        }
+    let endpoint = config.endpoint_for(&id.region);
+    let client = match CesClient::new(config, &endpoint, check_timeouts()) {
+        Ok(c) => c,
+        Err(e) => return StepResult::fail(STEP, e.message(), SETUP_FIX),
     };
-    let reply = match probe.reply {
+    let placeholder = Credentials {
+        access_key: "cloudeye-agent-check".to_string(),
+        secret_key: Secret::new("none"),
+        security_token: None,
+        expires_at_ms: None,
+    };
+    let now = crate::clock::wall_ms();
+    let reply = match client.post_metric_data(&id.project_id, &placeholder, b"[]", now) {
         Ok(r) => r,
-        Err(e) => return endpoint_failed(config, &endpoint, &e),
+        Err(reason) => return endpoint_failed(config, &endpoint, &reason),
     };
     found.endpoint_ok = true;
-    found.offset_ms = clock_offset_ms(&reply);
-    found.endpoint_reply_had_date = reply.date.is_some();
-    let first = addrs.first().map(String::as_str).unwrap_or("?");
+    // Date has whole seconds: on average the server's clock is half a second past it.
+    found.offset_ms = reply.date_ms.map(|d| d + 500 - crate::clock::wall_ms());
+    let address = resolve(client.base_url())
+        .map(|a| format!(" ({a})"))
+        .unwrap_or_default();
     if endpoint.starts_with("http://") {
         return StepResult::warn(
             STEP,
-            format!("{endpoint} ({first}) answers, over plain http: no TLS"),
+            format!("{endpoint}{address} answers, over plain http: no TLS"),
             "use an https:// endpoint outside tests",
         );
     }
     let roots = match &config.ca_file {
-        Some(f) => format!("ca_file {}", f.display()),
-        None => "built-in roots".to_string(),
+        Some(f) => format!("ca_file {} and the built-in roots", f.display()),
+        None => "the built-in roots".to_string(),
     };
     StepResult::ok(
         STEP,
-        format!("{endpoint} resolves to {first}; TLS verified against {roots}"),
+        format!("{endpoint}{address} answers; TLS verified against {roots}"),
     )
 }
 
-fn endpoint_failed(config: &Config, endpoint: &str, e: &NetError) -> StepResult {
-    const STEP: &str = "endpoint";
-    let fix = match e.kind {
-        NetErrorKind::Tls => match &config.ca_file {
-            Some(f) => format!(
-                "the certificate does not verify against ca_file {}: put the right CA there (a TLS-inspecting proxy's CA, for one) and check the clock",
-                f.display()
-            ),
-            None => "if a proxy inspects TLS, set ca_file to its CA bundle; else check the clock and that endpoint is right".to_string(),
-        },
-        NetErrorKind::Dns => "check DNS or set endpoint".to_string(),
-        _ => "allow outbound TCP 443 to the endpoint (security group, firewall) or set proxy".to_string(),
-    };
-    let what = match e.kind {
-        NetErrorKind::Tls => "TLS verification failed",
-        NetErrorKind::Timeout => "timed out",
-        _ => "cannot connect",
-    };
-    StepResult::fail(STEP, format!("{endpoint}: {what}: {}", e.message), fix)
+/// The first address `scheme://authority` resolves to, for the report (a proxy may
+/// resolve names the host cannot, so this is never a failure by itself).
+fn resolve(base_url: &str) -> Option<String> {
+    use std::net::ToSocketAddrs;
+    let (scheme, authority) = base_url.split_once("://")?;
+    let port = if scheme == "https" { 443 } else { 80 };
+    let mut addrs = authority
+        .to_socket_addrs()
+        .or_else(|_| format!("{authority}:{port}").to_socket_addrs())
+        .ok()?;
+    Some(addrs.next()?.ip().to_string())
 }
 
-fn step_signed_request(config: &Config, env: &mut dyn CheckEnv, found: &mut Found) -> StepResult {
-    const STEP: &str = "signed_request";
-    let (Some(creds), Some(id), Some(endpoint)) =
-        (&found.credentials, &found.identity, &found.endpoint)
-    else {
-        return StepResult::skip(STEP, "needs credentials, identity and endpoint");
+fn endpoint_failed(config: &Config, endpoint: &str, reason: &str) -> StepResult {
+    let lower = reason.to_ascii_lowercase();
+    let (what, fix) = if lower.contains("certificate") || lower.contains("tls") {
+        let fix = match &config.ca_file {
+            Some(f) => format!(
+                "the certificate does not verify against ca_file {} or the built-in roots: put the right CA there (a TLS-inspecting proxy's CA, for one) and check the clock",
+                f.display()
+            ),
+            None => "if a proxy inspects TLS or the endpoint is private, set ca_file to its CA bundle; else check the clock and that endpoint is right".to_string(),
+        };
+        ("TLS verification failed", fix)
+    } else if lower.contains("host not found") || lower.contains("lookup") {
+        (
+            "the name does not resolve",
+            "check DNS (/etc/resolv.conf; on Huawei Cloud use the private DNS servers of the region) or set endpoint".to_string(),
+        )
+    } else if lower.contains("timed out") {
+        ("timed out", CONNECT_FIX.to_string())
+    } else {
+        ("cannot connect", CONNECT_FIX.to_string())
     };
+    StepResult::fail(
+        "endpoint",
+        format!("{endpoint}: {what}: {}", explain_tls(reason)),
+        fix,
+    )
+}
+
+fn step_signed_request(config: &Config, found: &Found) -> StepResult {
+    const STEP: &str = "signed_request";
+    if !found.credentials_ok || found.identity.is_none() {
+        return StepResult::skip(STEP, "needs credentials and identity");
+    }
     if !found.endpoint_ok {
         return StepResult::skip(STEP, "needs a working endpoint");
     }
-    // Sign with the server's time, as the agent does when the clock is off.
-    let date = sdk_date(env.now_ms() + found.offset_ms.unwrap_or(0));
-    let reply = match env.signed_probe(endpoint, &id.identity.project_id, creds, &date) {
+    let reporter = Reporter::with_timeouts(config, metadata::DEFAULT_TIMEOUT, check_timeouts());
+    let mut reporter = match reporter {
         Ok(r) => r,
-        Err(e) => {
-            return StepResult::fail(
-                STEP,
-                format!("POST metric-data failed: {}", e.message),
-                "retry; the endpoint step passed, so this is likely transient",
-            )
-        }
+        Err(e) => return StepResult::fail(STEP, e.message(), SETUP_FIX),
     };
-    classify_signed_reply(config, &reply)
+    let probe = reporter.probe();
+    probe_result(config, &probe, reporter.clock_offset_ms())
 }
 
-/// Turn Cloud Eye's answer to `POST []` into a step result.
-pub fn classify_signed_reply(config: &Config, r: &HttpReply) -> StepResult {
+/// Turn the agent's signed `POST []` into a step result; `offset_ms` is the clock
+/// correction the agent applied.
+pub fn probe_result(config: &Config, probe: &Probe, offset_ms: i64) -> StepResult {
     const STEP: &str = "signed_request";
-    let code = error_code(&r.body);
-    let said = excerpt(&r.body);
-    match r.status {
-        400 => StepResult::ok(
+    match probe {
+        Probe::AuthOk { status, detail } if *status == 400 || (200..300).contains(status) => {
+            let corrected = match offset_ms / 1000 {
+                0 => String::new(),
+                s => format!("; signed with Cloud Eye's time ({s:+} s from the local clock)"),
+            };
+            StepResult::ok(
+                STEP,
+                format!("signature and credentials accepted: an empty body got HTTP {status} ({detail}), as expected; nothing written{corrected}"),
+            )
+        }
+        Probe::AuthOk { status: 404, detail } => StepResult::fail(
             STEP,
-            format!(
-                "signature and credentials accepted (HTTP 400 {} to an empty body, as expected; nothing written)",
-                code.as_deref().unwrap_or("without a code")
-            ),
+            format!("HTTP 404 for metric-data: {detail}"),
+            "check endpoint and project_id",
         ),
-        200..=299 => StepResult::ok(
+        Probe::AuthOk { status, detail } => StepResult::fail(
             STEP,
-            format!("signature and credentials accepted (HTTP {})", r.status),
+            format!("unexpected HTTP {status}: {detail}"),
+            "check endpoint (it must be Cloud Eye's)",
         ),
-        401 => {
+        // The agent's own security key fetch found no agency.
+        Probe::AuthFailed { status: 0, reason } => StepResult::fail(STEP, reason, AGENCY_FIX),
+        Probe::AuthFailed { status: 403, reason } => StepResult::fail(
+            STEP,
+            format!("Cloud Eye refused the request: {reason}"),
+            "grant the user or agency the CES Administrator role (action ces:metricData:create) in this region and project",
+        ),
+        Probe::AuthFailed { reason, .. } => {
             let fix = if config.has_static_credentials() {
                 "check access_key and secret_key (IAM, My Credentials, Access Keys) and the clock"
             } else {
@@ -743,90 +506,66 @@ pub fn classify_signed_reply(config: &Config, r: &HttpReply) -> StepResult {
             };
             StepResult::fail(
                 STEP,
-                format!("Cloud Eye refused the signature or credentials (HTTP 401): {said}"),
+                format!("Cloud Eye refused the signature or credentials: {reason}"),
                 fix,
             )
         }
-        403 => StepResult::fail(
+        // Retryable answers (429, 5xx) are described as "HTTP ..."; the rest had no reply.
+        Probe::Failed { reason } if reason.starts_with("HTTP ") => StepResult::warn(
             STEP,
-            format!("Cloud Eye refused the request (HTTP 403): {said}"),
-            "grant the user or agency the CES Administrator role (action ces:metricData:create) in this region and project",
-        ),
-        404 => StepResult::fail(
-            STEP,
-            format!("HTTP 404 for metric-data: {said}"),
-            "check endpoint and project_id",
-        ),
-        429 | 500..=599 => StepResult::warn(
-            STEP,
-            format!("Cloud Eye is busy (HTTP {}): {said}", r.status),
+            format!("Cloud Eye is busy: {reason}"),
             "nothing to do if it passes later; the agent spools and retries",
         ),
-        s => StepResult::fail(
+        Probe::Failed { reason } => StepResult::fail(
             STEP,
-            format!("unexpected HTTP {s}: {said}"),
-            "check endpoint (it must be Cloud Eye's)",
+            format!("POST metric-data failed: {reason}"),
+            "retry; the endpoint step passed, so this is likely transient",
         ),
     }
 }
 
-/// The `error_code` / `code` of a Cloud Eye or gateway error body, whichever form.
-pub fn error_code(body: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    ["/error_code", "/details/code", "/message/code", "/code"]
-        .iter()
-        .find_map(|p| v.pointer(p).and_then(|x| x.as_str()).map(str::to_string))
-}
-
-fn step_clock(found: &Found, agent_corrects: bool) -> StepResult {
+fn step_clock(found: &Found) -> StepResult {
     const STEP: &str = "clock";
     const NTP: &str = "synchronise the clock: enable chronyd, systemd-timesyncd or ntpd";
     if !found.endpoint_ok {
         return StepResult::skip(STEP, "needs a reply from the endpoint");
     }
     let Some(offset_ms) = found.offset_ms else {
-        let why = if found.endpoint_reply_had_date {
-            "Cloud Eye's Date header did not parse"
-        } else {
-            "Cloud Eye's reply had no Date header"
-        };
-        return StepResult::warn(STEP, format!("{why}: offset unknown"), NTP);
+        return StepResult::warn(
+            STEP,
+            "Cloud Eye's reply had no usable Date header: offset unknown",
+            NTP,
+        );
     };
     let secs = offset_ms / 1000;
     let abs = secs.abs();
-    let direction = if secs > 0 { "behind" } else { "ahead of" };
-    let detail = format!("local clock is {abs} s {direction} Cloud Eye");
     if abs <= CLOCK_WARN_SECS {
         return StepResult::ok(
             STEP,
             format!("offset {secs:+} s (within {CLOCK_WARN_SECS} s)"),
         );
     }
-    if abs <= CLOCK_FAIL_SECS {
+    let direction = if secs > 0 { "behind" } else { "ahead of" };
+    let detail = format!("local clock is {abs} s {direction} Cloud Eye");
+    if abs <= CLOCK_LIMIT_SECS {
         return StepResult::warn(STEP, detail, NTP);
     }
-    if agent_corrects {
-        return StepResult::warn(
-            STEP,
-            format!("{detail}: past Cloud Eye's 15 min limit, so the agent signs and stamps with the server's time"),
-            NTP,
-        );
-    }
-    StepResult::fail(
+    // Not a failure: the agent signs and stamps with the offset it learns from `Date`.
+    StepResult::warn(
         STEP,
-        format!("{detail}: Cloud Eye refuses signatures more than 15 min off"),
+        format!("{detail}: past Cloud Eye's 15 min limit, so the agent signs and stamps with the server's time"),
         NTP,
     )
 }
 
-fn step_spool(config: &Config, env: &mut dyn CheckEnv) -> StepResult {
+fn step_spool(config: &Config) -> StepResult {
     const STEP: &str = "spool";
     let dir = config.state_dir.join("spool");
     let state = config.state_dir.display();
     let chown = format!(
         "the agent's user must own state_dir: chown -R cloudeye-agent: {state} && chmod 700 {state}"
     );
-    let summary = match env.spool_summary(&dir) {
+    let summary = match spool::summary(&dir) {
         Ok(Some(s)) => s,
         Ok(None) => {
             return StepResult::ok(
@@ -847,13 +586,13 @@ fn step_spool(config: &Config, env: &mut dyn CheckEnv) -> StepResult {
     }
     let oldest = summary
         .oldest_ms
-        .map(|ms| format!(", oldest from {}", format_utc(ms)))
+        .map(|ms| format!(", oldest collected at {}", format_utc(ms)))
         .unwrap_or_default();
     let detail = format!(
-        "{} batches, {} bytes{oldest}",
-        summary.batches, summary.bytes
+        "{} records ({} points) waiting, {} bytes on disk{oldest}",
+        summary.records, summary.items, summary.disk_bytes
     );
-    if summary.bytes > config.spool_max_bytes {
+    if summary.disk_bytes > config.spool_max_bytes {
         return StepResult::warn(
             STEP,
             format!(
@@ -868,36 +607,6 @@ fn step_spool(config: &Config, env: &mut dyn CheckEnv) -> StepResult {
 
 fn writable(dir: &Path) -> bool {
     nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_ok()
-}
-
-/// The spool as plain files under `dir`: count, total size, oldest mtime.
-///
-/// TODO(lead): switch to the spool module's own summary once `crate::spool` lands
-/// (issue 5); this only counts regular files.
-pub fn spool_summary_from_dir(dir: &Path) -> io::Result<Option<SpoolSummary>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut s = SpoolSummary::default();
-    for entry in entries {
-        let meta = entry?.metadata()?;
-        if !meta.is_file() {
-            continue;
-        }
-        s.batches += 1;
-        s.bytes += meta.len();
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as i64);
-        if let Some(m) = mtime {
-            s.oldest_ms = Some(s.oldest_ms.map_or(m, |o: i64| o.min(m)));
-        }
-    }
-    Ok(Some(s))
 }
 
 /// The report for people: one line per step, the fix after it.
@@ -940,296 +649,11 @@ pub fn render_json(results: &[StepResult]) -> Result<String> {
     Ok(s)
 }
 
-/// Server time minus local time at receipt, from the `Date` header.
-pub fn clock_offset_ms(reply: &HttpReply) -> Option<i64> {
-    let server = parse_http_date_ms(reply.date.as_deref()?)?;
-    Some(server - reply.received_ms)
-}
-
-/// `Sun, 06 Nov 1994 08:49:37 GMT` -> Unix ms.
-pub fn parse_http_date_ms(s: &str) -> Option<i64> {
-    let mut parts = s.split_whitespace().skip(1);
-    let day: u32 = parts.next()?.parse().ok()?;
-    let month = month_number(parts.next()?)?;
-    let year: i64 = parts.next()?.parse().ok()?;
-    let (h, m, sec) = parse_hms(parts.next()?)?;
-    if parts.next()? != "GMT" {
-        return None;
-    }
-    Some(unix_ms(year, month, day, h, m, sec, 0))
-}
-
-/// `2020-01-08T03:50:07.574000Z` (fraction optional) -> Unix ms.
-pub fn parse_iso8601_ms(s: &str) -> Option<i64> {
-    let s = s.strip_suffix('Z')?;
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-');
-    let year: i64 = d.next()?.parse().ok()?;
-    let month: u32 = d.next()?.parse().ok()?;
-    let day: u32 = d.next()?.parse().ok()?;
-    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
-    let (h, m, sec) = parse_hms(hms)?;
-    let ms = if frac.is_empty() {
-        0
-    } else {
-        let digits: String = frac.chars().chain("000".chars()).take(3).collect();
-        digits.parse().ok()?
-    };
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    Some(unix_ms(year, month, day, h, m, sec, ms))
-}
-
-fn parse_hms(s: &str) -> Option<(i64, i64, i64)> {
-    let mut t = s.split(':');
-    let h: i64 = t.next()?.parse().ok()?;
-    let m: i64 = t.next()?.parse().ok()?;
-    let sec: i64 = t.next()?.parse().ok()?;
-    (h < 24 && m < 60 && sec < 61 && t.next().is_none()).then_some((h, m, sec))
-}
-
-fn month_number(name: &str) -> Option<u32> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    MONTHS.iter().position(|m| *m == name).map(|i| i as u32 + 1)
-}
-
-fn unix_ms(year: i64, month: u32, day: u32, h: i64, m: i64, s: i64, ms: i64) -> i64 {
-    let days = days_from_civil(year, month, day);
-    ((days * 86_400 + h * 3600 + m * 60 + s) * 1000) + ms
-}
-
-/// `X-Sdk-Date` format: `20060102T150405Z`.
-pub fn sdk_date(ms: i64) -> String {
-    // format_utc gives 2006-01-02T15:04:05Z
-    format_utc(ms).replace(['-', ':'], "")
-}
-
-/// An access key shown to operators: its first 4 characters only.
-fn mask(ak: &str) -> String {
-    let head: String = ak.chars().take(4).collect();
-    format!("{head}...")
-}
-
-/// The first 200 characters of a reply body, on one line.
-fn excerpt(body: &str) -> String {
-    let one_line = crate::logging::one_line(body.trim());
-    if one_line.chars().count() > 200 {
-        let cut: String = one_line.chars().take(200).collect();
-        format!("{cut}...")
-    } else if one_line.is_empty() {
-        "(empty body)".to_string()
-    } else {
-        one_line
-    }
-}
-
-/// Signing for the signed probe.
-///
-/// TODO(lead): replace this shim with the real signer from `crate::sign` (issue 4) once
-/// it lands; the call in [`RealEnv::signed_probe`] keeps the same shape.
-pub mod sign_shim {
-    use crate::config::Secret;
-    use hmac::{Hmac, Mac};
-    use sha2::{Digest, Sha256};
-
-    /// SDK-HMAC-SHA256 `Authorization` value for a request without a query string.
-    /// `headers` are the ones to sign (lower-case names); `host` is the URL's authority.
-    pub fn sign_request(
-        method: &str,
-        path: &str,
-        host: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-        access_key: &str,
-        secret_key: &Secret,
-    ) -> String {
-        let mut signed: Vec<(String, String)> = headers
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string()))
-            .chain(std::iter::once(("host".to_string(), host.to_string())))
-            .collect();
-        signed.sort();
-        let names: Vec<&str> = signed.iter().map(|(k, _)| k.as_str()).collect();
-        let names = names.join(";");
-        let canonical_headers: String = signed.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-        let mut uri: String = path.split('/').map(escape).collect::<Vec<_>>().join("/");
-        if !uri.ends_with('/') {
-            uri.push('/');
-        }
-        let request = format!(
-            "{method}\n{uri}\n\n{canonical_headers}\n{names}\n{}",
-            hex(&Sha256::digest(body))
-        );
-        let date = signed
-            .iter()
-            .find(|(k, _)| k == "x-sdk-date")
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("");
-        let to_sign = format!(
-            "SDK-HMAC-SHA256\n{date}\n{}",
-            hex(&Sha256::digest(request.as_bytes()))
-        );
-        let signature = match Hmac::<Sha256>::new_from_slice(secret_key.expose().as_bytes()) {
-            Ok(mut mac) => {
-                mac.update(to_sign.as_bytes());
-                hex(&mac.finalize().into_bytes())
-            }
-            Err(_) => String::new(), // HMAC takes keys of any length; not reached
-        };
-        format!("SDK-HMAC-SHA256 Access={access_key}, SignedHeaders={names}, Signature={signature}")
-    }
-
-    fn escape(segment: &str) -> String {
-        let mut out = String::new();
-        for b in segment.bytes() {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                out.push(b as char);
-            } else {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-        out
-    }
-
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-/// The real environment: ureq with short timeouts and capped bodies.
-///
-/// TODO(lead): swap the metadata calls for the cloud helper's client (issue 4) when it
-/// lands; the trait keeps `check` independent of that.
-pub struct RealEnv {
-    metadata_url: String,
-    metadata: ureq::Agent,
-    ces: std::result::Result<ureq::Agent, NetError>,
-}
-
-impl RealEnv {
-    pub fn new(config: &Config) -> RealEnv {
-        let metadata = ureq::Agent::config_builder()
-            .timeout_global(Some(METADATA_TIMEOUT))
-            .http_status_as_error(false)
-            .proxy(None)
-            .user_agent(crate::version::user_agent())
-            .build()
-            .new_agent();
-        RealEnv {
-            metadata_url: config.metadata_url.trim_end_matches('/').to_string(),
-            metadata,
-            ces: ces_agent(config),
-        }
-    }
-
-    fn metadata_url(&self, path: &str) -> String {
-        format!("{}{path}", self.metadata_url)
-    }
-
-    fn get_metadata(&mut self, path: &str, token: Option<&Secret>) -> NetResult {
-        let mut req = self.metadata.get(self.metadata_url(path));
-        if let Some(t) = token {
-            req = req.header("X-Metadata-Token", t.expose());
-        }
-        reply(req.call())
-    }
-}
-
-fn ces_agent(config: &Config) -> std::result::Result<ureq::Agent, NetError> {
-    use ureq::tls::{RootCerts, TlsConfig};
-    let roots = match &config.ca_file {
-        Some(path) => RootCerts::new_with_certs(&load_ca_file(path)?),
-        None => RootCerts::WebPki,
-    };
-    let proxy = match &config.proxy {
-        Some(p) => Some(ureq::Proxy::new(p).map_err(|e| {
-            NetError::new(
-                NetErrorKind::Other,
-                format!("proxy \"{p}\" is not usable: {e}"),
-            )
-        })?),
-        None => None,
-    };
-    Ok(ureq::Agent::config_builder()
-        .timeout_global(Some(CES_TIMEOUT))
-        .http_status_as_error(false)
-        .proxy(proxy)
-        .user_agent(crate::version::user_agent())
-        .tls_config(TlsConfig::builder().root_certs(roots).build())
-        .build()
-        .new_agent())
-}
-
-fn load_ca_file(
-    path: &Path,
-) -> std::result::Result<Vec<ureq::tls::Certificate<'static>>, NetError> {
-    let tls_err = |m: String| NetError::new(NetErrorKind::Tls, m);
-    let pem = std::fs::read(path)
-        .map_err(|e| tls_err(format!("cannot read ca_file {}: {e}", path.display())))?;
-    let mut certs = Vec::new();
-    for item in ureq::tls::parse_pem(&pem) {
-        match item {
-            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
-            Ok(_) => {}
-            Err(e) => return Err(tls_err(format!("ca_file {}: {e}", path.display()))),
-        }
-    }
-    if certs.is_empty() {
-        return Err(tls_err(format!(
-            "ca_file {} holds no PEM certificate",
-            path.display()
-        )));
-    }
-    Ok(certs)
-}
-
-/// Turn a ureq result into a capped reply or a classified error.
-fn reply(result: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> NetResult {
-    let mut resp = result.map_err(|e| classify(&e))?;
-    let received_ms = crate::clock::wall_ms();
-    let date = resp
-        .headers()
-        .get("date")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let mut bytes = Vec::new();
-    let _ = resp
-        .body_mut()
-        .as_reader()
-        .take(MAX_BODY_BYTES)
-        .read_to_end(&mut bytes);
-    Ok(HttpReply {
-        status: resp.status().as_u16(),
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-        date,
-        received_ms,
-    })
-}
-
-/// Sort a ureq error into what the operator must fix.
-pub fn classify(e: &ureq::Error) -> NetError {
-    use ureq::Error as U;
-    let kind = match e {
-        U::HostNotFound => NetErrorKind::Dns,
-        U::Timeout(_) => NetErrorKind::Timeout,
-        U::Tls(_) | U::Rustls(_) | U::Pem(_) => NetErrorKind::Tls,
-        U::ConnectionFailed => NetErrorKind::Connect,
-        U::Io(io) => classify_io(io),
-        _ => NetErrorKind::Other,
-    };
-    let mut message = e.to_string();
-    if kind == NetErrorKind::Tls {
-        message = explain_tls(&message);
-    }
-    NetError::new(kind, message)
-}
-
 /// rustls names certificate problems in CamelCase; say what they mean.
 fn explain_tls(message: &str) -> String {
-    let message = message.strip_prefix("io: ").unwrap_or(message);
+    let message = message
+        .strip_prefix("connection failed: ")
+        .unwrap_or(message);
     let meaning = [
         (
             "UnknownIssuer",
@@ -1256,296 +680,8 @@ fn explain_tls(message: &str) -> String {
     }
 }
 
-fn classify_io(e: &io::Error) -> NetErrorKind {
-    let is_tls = e
-        .get_ref()
-        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
-    if is_tls {
-        return NetErrorKind::Tls;
-    }
-    match e.kind() {
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => NetErrorKind::Timeout,
-        io::ErrorKind::ConnectionRefused
-        | io::ErrorKind::ConnectionReset
-        | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::NotConnected
-        | io::ErrorKind::HostUnreachable
-        | io::ErrorKind::NetworkUnreachable => NetErrorKind::Connect,
-        _ => NetErrorKind::Other,
-    }
-}
-
-/// `https://host:port/path` -> (`host:port` as written, host, port).
-pub fn split_url(url: &str) -> Option<(String, String, u16)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest
-        .split(['/', '?'])
-        .next()?
-        .rsplit('@')
-        .next()?
-        .to_string();
-    let default_port = if scheme == "https" { 443 } else { 80 };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-            (h.trim_matches(['[', ']']).to_string(), p.parse().ok()?)
-        }
-        _ => (authority.trim_matches(['[', ']']).to_string(), default_port),
-    };
-    Some((authority, host, port))
-}
-
-impl CheckEnv for RealEnv {
-    fn now_ms(&self) -> i64 {
-        crate::clock::wall_ms()
-    }
-
-    fn metadata_token_probe(&mut self) -> NetResult {
-        let req = self
-            .metadata
-            .put(self.metadata_url("/meta-data/latest/api/token"))
-            .header("X-Metadata-Token-Ttl-Seconds", "21600");
-        reply(req.send_empty())
-    }
-
-    fn security_key(&mut self, token: Option<&Secret>) -> NetResult {
-        self.get_metadata("/openstack/latest/securitykey", token)
-    }
-
-    fn meta_data(&mut self, token: Option<&Secret>) -> NetResult {
-        self.get_metadata("/openstack/latest/meta_data.json", token)
-    }
-
-    fn endpoint_probe(&mut self, endpoint: &str) -> EndpointProbe {
-        let resolved = resolve(endpoint);
-        let reply = match (&resolved, &self.ces) {
-            (Err(e), _) | (_, Err(e)) => Err(e.clone()),
-            (Ok(_), Ok(agent)) => reply(agent.get(format!("{endpoint}/")).call()),
-        };
-        EndpointProbe { resolved, reply }
-    }
-
-    fn signed_probe(
-        &mut self,
-        endpoint: &str,
-        project_id: &str,
-        credentials: &Credentials,
-        sdk_date: &str,
-    ) -> NetResult {
-        let agent = self.ces.as_ref().map_err(Clone::clone)?;
-        let url = format!("{endpoint}/V1.0/{project_id}/metric-data");
-        let (authority, _, _) = split_url(&url)
-            .ok_or_else(|| NetError::new(NetErrorKind::Other, format!("bad URL {url}")))?;
-        let path = format!("/V1.0/{project_id}/metric-data");
-        let mut headers = vec![("X-Sdk-Date", sdk_date), ("X-Project-Id", project_id)];
-        if let Some(token) = &credentials.security_token {
-            headers.push(("X-Security-Token", token.expose()));
-        }
-        let body = b"[]";
-        let authorization = sign_shim::sign_request(
-            "POST",
-            &path,
-            &authority,
-            &headers,
-            body,
-            &credentials.access_key,
-            &credentials.secret_key,
-        );
-        let mut req = agent
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .header("Authorization", &authorization);
-        for (k, v) in &headers {
-            req = req.header(*k, *v);
-        }
-        reply(req.send(&body[..]))
-    }
-
-    fn spool_summary(&mut self, dir: &Path) -> io::Result<Option<SpoolSummary>> {
-        spool_summary_from_dir(dir)
-    }
-}
-
-fn resolve(endpoint: &str) -> std::result::Result<Vec<String>, NetError> {
-    use std::net::ToSocketAddrs;
-    let (_, host, port) = split_url(endpoint).ok_or_else(|| {
-        NetError::new(NetErrorKind::Other, format!("\"{endpoint}\" is not a URL"))
-    })?;
-    let addrs = (host.as_str(), port)
-        .to_socket_addrs()
-        .map_err(|e| NetError::new(NetErrorKind::Dns, format!("cannot resolve {host}: {e}")))?;
-    let list: Vec<String> = addrs.map(|a| a.ip().to_string()).collect();
-    if list.is_empty() {
-        return Err(NetError::new(
-            NetErrorKind::Dns,
-            format!("{host} resolves to no address"),
-        ));
-    }
-    Ok(list)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn http_date() {
-        // 1994-11-06: days_from_civil = 9075 (24 years * 365 + 6 leap days = 8766, + 309 days
-        // Jan..Nov 5 in a common year); 9075 * 86400 + 8*3600 + 49*60 + 37 = 784111777
-        assert_eq!(
-            parse_http_date_ms("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(784_111_777_000)
-        );
-        assert_eq!(parse_http_date_ms("Sun, 06 Nov 1994 08:49:37 CET"), None);
-        assert_eq!(parse_http_date_ms("yesterday"), None);
-    }
-
-    #[test]
-    fn iso_expiry() {
-        // 2020-01-08: 18269 days (50 years = 18262 days incl. 12 leap days, + 7)
-        let day = 18_269 * 86_400_000i64;
-        let t = 3 * 3_600_000 + 50 * 60_000 + 7_000;
-        assert_eq!(
-            parse_iso8601_ms("2020-01-08T03:50:07.574000Z"),
-            Some(day + t + 574)
-        );
-        assert_eq!(parse_iso8601_ms("2020-01-08T03:50:07Z"), Some(day + t));
-        assert_eq!(parse_iso8601_ms("2020-01-08T03:50:07"), None);
-        assert_eq!(parse_iso8601_ms("2020-13-08T03:50:07Z"), None);
-    }
-
-    #[test]
-    fn sdk_date_format() {
-        assert_eq!(sdk_date(784_111_777_000), "19941106T084937Z");
-    }
-
-    #[test]
-    fn security_key_parses_and_never_quotes_secrets() {
-        let body = r#"{"credential": {"access": "AKTEMP", "expires_at": "2020-01-08T03:50:07.574000Z", "secret": "SKVALUE", "securitytoken": "STVALUE"}}"#;
-        let c = parse_security_key(body).unwrap();
-        assert_eq!(c.access_key, "AKTEMP");
-        assert_eq!(c.secret_key.expose(), "SKVALUE");
-        assert_eq!(c.security_token.as_ref().unwrap().expose(), "STVALUE");
-        let bad = r#"{"credential": {"access": "AK", "secret": "SKVALUE", "securitytoken": "ST", "expires_at": "soon"}}"#;
-        let e = parse_security_key(bad).unwrap_err();
-        assert!(!e.contains("SKVALUE"), "{e}");
-        assert!(parse_security_key("SKVALUE not json")
-            .unwrap_err()
-            .contains("not JSON"));
-    }
-
-    #[test]
-    fn meta_data_fields_and_bms() {
-        let m = parse_meta_data(
-            r#"{"uuid":"i-1","project_id":"p-1","availability_zone":"cn-north-4a","meta":{"metering.resourcespeccode":"physical.s4.large"}}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            m,
-            MetaData {
-                instance_id: Some("i-1".into()),
-                project_id: Some("p-1".into()),
-                region: Some("cn-north-4".into()),
-                bare_metal: true,
-            }
-        );
-        let m = parse_meta_data(
-            r#"{"uuid":"i-2","region_id":"ap-southeast-1","availability_zone":"x"}"#,
-        )
-        .unwrap();
-        assert_eq!(m.region.as_deref(), Some("ap-southeast-1"));
-        assert!(!m.bare_metal);
-    }
-
-    #[test]
-    fn config_overrides_metadata_identity() {
-        let config =
-            Config::parse(r#"{"project_id": "from-config", "namespace": "MY.HOST"}"#).unwrap();
-        let meta = MetaData {
-            instance_id: Some("i-1".into()),
-            project_id: Some("p-meta".into()),
-            region: Some("r".into()),
-            bare_metal: true,
-        };
-        let id = merge_identity(&config, Some(meta)).unwrap();
-        assert_eq!(id.identity.project_id, "from-config");
-        assert_eq!(id.identity.namespace, "MY.HOST");
-        assert_eq!(id.kind, "BMS");
-        assert_eq!(
-            merge_identity(&Config::default(), None).unwrap_err(),
-            "instance_id"
-        );
-    }
-
-    #[test]
-    fn error_codes_in_every_form() {
-        assert_eq!(
-            error_code(r#"{"error_code":"ces.0001","error_msg":"The content must be specified."}"#)
-                .as_deref(),
-            Some("ces.0001")
-        );
-        assert_eq!(
-            error_code(r#"{"code":400,"details":{"details":"x","code":"ces.0014"}}"#).as_deref(),
-            Some("ces.0014")
-        );
-        assert_eq!(
-            error_code(r#"{"http_code":"403","message":{"details":"x","code":"403"}}"#).as_deref(),
-            Some("403")
-        );
-        assert_eq!(error_code("not json"), None);
-    }
-
-    #[test]
-    fn urls() {
-        assert_eq!(
-            split_url("https://ces.cn-north-4.myhuaweicloud.com"),
-            Some((
-                "ces.cn-north-4.myhuaweicloud.com".into(),
-                "ces.cn-north-4.myhuaweicloud.com".into(),
-                443
-            ))
-        );
-        assert_eq!(
-            split_url("http://127.0.0.1:8080/V1.0/p/metric-data"),
-            Some(("127.0.0.1:8080".into(), "127.0.0.1".into(), 8080))
-        );
-    }
-
-    #[test]
-    fn shim_signer_matches_the_published_java_vector() {
-        // JAVA AKSKSignerTest J2 (reference/huawei-cloud-api.md 1.5): POST with body {"key":"value"}
-        let auth = sign_shim::sign_request(
-            "POST",
-            "/v1/77b6a44cba5143ab91d13ab9a8ff44fd/vpc/123",
-            "service.region.example.com",
-            &[("X-Sdk-Date", "20191115T033655Z")],
-            br#"{"key":"value"}"#,
-            "AccessKey",
-            &Secret::new("SecretKey"),
-        );
-        assert_eq!(
-            auth,
-            "SDK-HMAC-SHA256 Access=AccessKey, SignedHeaders=host;x-sdk-date, Signature=b5649aa774f6cac7437631662f08815fc65c70e40e486df6db2436ce68902771"
-        );
-    }
-
-    #[test]
-    fn clock_thresholds() {
-        let found = |offset_ms| Found {
-            endpoint_ok: true,
-            offset_ms: Some(offset_ms),
-            endpoint_reply_had_date: true,
-            ..Found::default()
-        };
-        assert_eq!(step_clock(&found(60_999), true).status, Status::Ok);
-        assert_eq!(step_clock(&found(-61_000), true).status, Status::Warn);
-        assert!(step_clock(&found(-61_000), true)
-            .detail
-            .contains("61 s ahead of"));
-        // 20 min = 1200 s: over 15 min; a warning while the agent corrects, else a failure
-        let w = step_clock(&found(1_200_000), true);
-        assert_eq!(w.status, Status::Warn);
-        assert!(w.detail.contains("1200 s behind"), "{}", w.detail);
-        assert_eq!(step_clock(&found(1_200_000), false).status, Status::Fail);
-        assert_eq!(step_clock(&Found::default(), true).status, Status::Skip);
-    }
+/// An access key shown to operators: its first 4 characters only.
+fn mask(ak: &str) -> String {
+    let head: String = ak.chars().take(4).collect();
+    format!("{head}...")
 }

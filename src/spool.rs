@@ -298,26 +298,15 @@ impl Spool {
     }
 
     fn list_segments(&self) -> Vec<u64> {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return Vec::new();
-        };
-        entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| parse_segment_name(&e.file_name().to_string_lossy()))
-            .collect()
+        list_segments(&self.dir)
     }
 
     fn segment_path(&self, seq: u64) -> PathBuf {
-        self.dir.join(format!("seg-{seq:020}.cesq"))
+        segment_path(&self.dir, seq)
     }
 
     fn read_cursor(&self) -> (u64, u64) {
-        let text = std::fs::read_to_string(self.dir.join(CURSOR)).unwrap_or_default();
-        let mut parts = text.split_whitespace().map(str::parse::<u64>);
-        match (parts.next(), parts.next()) {
-            (Some(Ok(seq)), Some(Ok(off))) => (seq, off),
-            _ => (0, 0),
-        }
+        read_cursor(&self.dir)
     }
 
     fn write_cursor(&self, seq: u64, offset: u64) {
@@ -541,6 +530,71 @@ impl Spool {
                 self.tail = None;
             }
         }
+    }
+}
+
+/// What is waiting in a spool directory, for `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary {
+    /// Undelivered records, and the points in them.
+    pub records: u64,
+    pub items: u64,
+    /// Bytes of undelivered records (headers included).
+    pub pending_bytes: u64,
+    /// Bytes the segment files not yet fully delivered take on disk.
+    pub disk_bytes: u64,
+    /// The oldest collect_time among undelivered records.
+    pub oldest_ms: Option<i64>,
+}
+
+/// Summarise the spool in `dir` without changing it ([`Spool::open`] repairs and deletes);
+/// `Ok(None)` when `dir` does not exist.
+pub fn summary(dir: &Path) -> std::io::Result<Option<Summary>> {
+    match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+        Ok(_) => {}
+    }
+    let (cur_seq, cur_off) = read_cursor(dir);
+    let mut s = Summary::default();
+    for seq in list_segments(dir).into_iter().filter(|&q| q >= cur_seq) {
+        let data = std::fs::read(segment_path(dir, seq))?;
+        s.disk_bytes += data.len() as u64;
+        let skip_before = if seq == cur_seq { cur_off } else { 0 };
+        for m in scan_records(&data)
+            .0
+            .iter()
+            .filter(|m| m.offset >= skip_before)
+        {
+            s.records += 1;
+            s.items += u64::from(m.items);
+            s.pending_bytes += HEADER_LEN as u64 + u64::from(m.len);
+            s.oldest_ms = Some(s.oldest_ms.map_or(m.oldest_ms, |o| o.min(m.oldest_ms)));
+        }
+    }
+    Ok(Some(s))
+}
+
+fn list_segments(dir: &Path) -> Vec<u64> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| parse_segment_name(&e.file_name().to_string_lossy()))
+        .collect()
+}
+
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("seg-{seq:020}.cesq"))
+}
+
+fn read_cursor(dir: &Path) -> (u64, u64) {
+    let text = std::fs::read_to_string(dir.join(CURSOR)).unwrap_or_default();
+    let mut parts = text.split_whitespace().map(str::parse::<u64>);
+    match (parts.next(), parts.next()) {
+        (Some(Ok(seq)), Some(Ok(off))) => (seq, off),
+        _ => (0, 0),
     }
 }
 

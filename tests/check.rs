@@ -1,112 +1,25 @@
-//! `check`: step logic against a fake environment, then the real binary against a fake
-//! metadata service / Cloud Eye on 127.0.0.1 (plain http and a self-signed https).
+//! `check` in-process (`run_steps`) and as the real binary, against the fake cloud
+//! (metadata service + signature-checking Cloud Eye) and a self-signed https server, all
+//! on 127.0.0.1.
 
 mod common;
 
-use cloudeye_agent::check::{
-    render_json, render_text, run_steps, CheckEnv, EndpointProbe, HttpReply, NetError,
-    NetErrorKind, NetResult, SpoolSummary, Status, StepResult,
-};
-use cloudeye_agent::config::{Config, ConfigSource, Secret};
-use cloudeye_agent::credentials::Credentials;
-use common::fake_server::{http_date, FakeServer, Reply, Response};
+use cloudeye_agent::check::{render_json, render_text, run_steps, Status, StepResult};
+use cloudeye_agent::config::{Config, ConfigSource};
+use cloudeye_agent::spool::{self, Record, Spool};
+use common::fake_cloud::{default_meta, CloudState, FakeCloud, Scripted, TokenMode};
+use common::fake_server::http_date;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-// 2026-01-01T00:00:00Z: 56 years from 1970 = 20454 days (56*365 = 20440 + 14 leap days)
-const NOW_MS: i64 = 20_454 * 86_400_000;
-const NO_AGENCY: &str = "401 Unauthorized\nPlease configure Cloud Service Agency first";
 const EMPTY_CONTENT: &str =
     r#"{"error_code":"ces.0001","error_msg":"The content must be specified."}"#;
+const BAD_SIGNATURE: &str = r#"{"error_code":"APIGW.0301","error_msg":"Incorrect IAM authentication information: verify aksk signature fail"}"#;
 
-fn reply(status: u16, body: &str) -> NetResult {
-    Ok(HttpReply {
-        status,
-        body: body.to_string(),
-        date: Some("Thu, 01 Jan 2026 00:00:00 GMT".to_string()),
-        received_ms: NOW_MS,
-    })
-}
-
-fn refused() -> NetResult {
-    Err(NetError::new(
-        NetErrorKind::Connect,
-        "Connection refused (os error 111)",
-    ))
-}
-
-fn security_key_body(expires: &str) -> String {
-    format!(
-        r#"{{"credential":{{"access":"AKTEMPORARY","secret":"SK-SECRET-VALUE","securitytoken":"ST-SECRET-VALUE","expires_at":"{expires}"}}}}"#
-    )
-}
-
-const META: &str = r#"{"uuid":"inst-1","project_id":"proj-1","region_id":"cn-north-4","meta":{"metering.resourcespeccode":"s6.large.2.linux"}}"#;
-
-struct FakeEnv {
-    token: NetResult,
-    security_key: NetResult,
-    meta_data: NetResult,
-    endpoint: EndpointProbe,
-    signed: NetResult,
-    spool: io::Result<Option<SpoolSummary>>,
-    signed_dates: Vec<String>,
-}
-
-impl FakeEnv {
-    /// Everything works: an ECS with an agency, Cloud Eye answering 400 ces.0001.
-    fn healthy() -> FakeEnv {
-        FakeEnv {
-            token: reply(200, "TOKEN-VALUE"),
-            // 90 minutes after NOW
-            security_key: reply(200, &security_key_body("2026-01-01T01:30:00.000000Z")),
-            meta_data: reply(200, META),
-            endpoint: EndpointProbe {
-                resolved: Ok(vec!["100.125.1.1".to_string()]),
-                reply: reply(404, ""),
-            },
-            signed: reply(400, EMPTY_CONTENT),
-            spool: Ok(None),
-            signed_dates: Vec::new(),
-        }
-    }
-}
-
-impl CheckEnv for FakeEnv {
-    fn now_ms(&self) -> i64 {
-        NOW_MS
-    }
-    fn metadata_token_probe(&mut self) -> NetResult {
-        self.token.clone()
-    }
-    fn security_key(&mut self, token: Option<&Secret>) -> NetResult {
-        let issued = self.token.as_ref().ok().filter(|r| r.status == 200);
-        assert_eq!(token.map(Secret::expose), issued.map(|r| r.body.as_str()));
-        self.security_key.clone()
-    }
-    fn meta_data(&mut self, _token: Option<&Secret>) -> NetResult {
-        self.meta_data.clone()
-    }
-    fn endpoint_probe(&mut self, endpoint: &str) -> EndpointProbe {
-        assert!(endpoint.starts_with("https://ces.cn-north-4.") || endpoint.starts_with("http"));
-        self.endpoint.clone()
-    }
-    fn signed_probe(&mut self, _e: &str, project: &str, c: &Credentials, date: &str) -> NetResult {
-        assert_eq!(project, "proj-1");
-        assert!(!c.access_key.is_empty());
-        self.signed_dates.push(date.to_string());
-        self.signed.clone()
-    }
-    fn spool_summary(&mut self, _dir: &Path) -> io::Result<Option<SpoolSummary>> {
-        match &self.spool {
-            Ok(s) => Ok(*s),
-            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-        }
-    }
-}
+use Status::{Fail, Ok as Pass, Skip, Warn};
 
 fn source() -> ConfigSource {
     ConfigSource {
@@ -115,8 +28,21 @@ fn source() -> ConfigSource {
     }
 }
 
-fn run(config: &str, env: &mut FakeEnv) -> Vec<StepResult> {
-    run_steps(&source(), &Config::parse(config), env)
+/// A URL on 127.0.0.1 where nothing listens: connecting is refused.
+fn closed_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
+
+/// The fake cloud's config plus `extra`, with a fresh state_dir.
+fn config_for(cloud: &FakeCloud, extra: &str) -> Config {
+    let dir = common::temp_dir("check-state");
+    let sep = if extra.is_empty() { "" } else { "," };
+    cloud.config(&format!(r#""state_dir": "{}"{sep}{extra}"#, dir.display()))
+}
+
+fn run(config: Config) -> Vec<StepResult> {
+    run_steps(&source(), &Ok(config))
 }
 
 fn statuses(results: &[StepResult]) -> Vec<(&'static str, Status)> {
@@ -127,12 +53,21 @@ fn get<'a>(results: &'a [StepResult], step: &str) -> &'a StepResult {
     results.iter().find(|r| r.step == step).unwrap()
 }
 
-use Status::{Fail, Ok as Pass, Skip, Warn};
+fn no_secrets(text: &str) {
+    for secret in [
+        "tmp-secret-",
+        "security-token-",
+        "mdtoken-",
+        "SK-SECRET-VALUE",
+    ] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+}
 
 #[test]
 fn healthy_ecs_passes_every_step() {
-    let mut env = FakeEnv::healthy();
-    let r = run("{}", &mut env);
+    let cloud = FakeCloud::start(CloudState::default());
+    let r = run(config_for(&cloud, ""));
     assert_eq!(
         statuses(&r),
         vec![
@@ -142,7 +77,7 @@ fn healthy_ecs_passes_every_step() {
             ("agency", Pass),
             ("credentials", Pass),
             ("identity", Pass),
-            ("endpoint", Pass),
+            ("endpoint", Warn), // plain http to 127.0.0.1
             ("signed_request", Pass),
             ("clock", Pass),
             ("spool", Pass),
@@ -150,38 +85,67 @@ fn healthy_ecs_passes_every_step() {
     );
     assert_eq!(
         get(&r, "metadata").detail,
-        "http://169.254.169.254 reachable; session tokens: yes"
+        format!("{} reachable; session tokens: yes", cloud.metadata.url())
     );
-    // expires 01:30, now 00:00 -> 90 minutes
-    assert_eq!(
-        get(&r, "credentials").detail,
-        "temporary access key AKTE... valid until 2026-01-01T01:30:00Z (90 min from now)"
+    // Issued for 3600 s from the (truncated) current second: 59 min and some seconds left.
+    let creds = &get(&r, "credentials").detail;
+    assert!(
+        creds.starts_with("temporary access key TMPA... valid until ")
+            && (creds.ends_with("(59 min from now)") || creds.ends_with("(60 min from now)")),
+        "{creds}"
     );
+    // availability_zone xx-test-1a -> region xx-test-1; spec code AGT.normal -> ECS
     assert_eq!(
         get(&r, "identity").detail,
-        "instance inst-1, project proj-1, region cn-north-4, namespace AGT.ECS (ECS)"
+        "instance inst-0001, project proj0001, region xx-test-1, namespace AGT.ECS (ECS)"
     );
-    assert!(get(&r, "signed_request").detail.contains("ces.0001"));
+    assert_eq!(
+        get(&r, "signed_request").detail,
+        "signature and credentials accepted: an empty body got HTTP 400 (ces.0001 The content must be specified.), as expected; nothing written"
+    );
     assert_eq!(get(&r, "clock").detail, "offset +0 s (within 60 s)");
-    assert_eq!(env.signed_dates, vec!["20260101T000000Z"]);
+    // The placeholder key of the endpoint step is refused; the agent's signed [] reaches
+    // the body check, which only runs after the signature, token and date were accepted.
+    let rejections = cloud.state().rejections.clone();
+    assert_eq!(rejections.len(), 2, "{rejections:?}");
+    assert!(rejections[0].starts_with("401 APIG.0301"), "{rejections:?}");
+    assert_eq!(rejections[1], "400 ces.0001 The content must be specified.");
+    assert!(cloud.accepted().is_empty());
     let text = render_text(&r);
+    no_secrets(&text);
     assert!(
-        !text.contains("SECRET-VALUE") && !text.contains("TOKEN-VALUE"),
-        "{text}"
-    );
-    assert!(
-        text.ends_with("result: ready to report (0 warnings)\n"),
+        text.ends_with("result: ready to report (1 warnings)\n"),
         "{text}"
     );
 }
 
 #[test]
+fn bare_metal_is_recognised() {
+    let cloud = FakeCloud::start(CloudState {
+        meta_json: default_meta("physical.s4.large"),
+        ..CloudState::default()
+    });
+    let r = run(config_for(&cloud, ""));
+    assert!(
+        get(&r, "identity")
+            .detail
+            .ends_with("namespace SERVICE.BMS (BMS)"),
+        "{r:?}"
+    );
+}
+
+#[test]
 fn no_agency_names_cesagency_and_the_console_steps() {
-    let mut env = FakeEnv::healthy();
-    env.security_key = reply(401, NO_AGENCY);
-    let r = run("{}", &mut env);
+    let cloud = FakeCloud::start(CloudState {
+        agency: false,
+        ..CloudState::default()
+    });
+    let r = run(config_for(&cloud, ""));
     let agency = get(&r, "agency");
     assert_eq!(agency.status, Fail);
+    assert!(agency
+        .detail
+        .contains("Please configure Cloud Service Agency first"));
     let fix = agency.fix.as_deref().unwrap();
     for needle in [
         "cesagency",
@@ -200,9 +164,7 @@ fn no_agency_names_cesagency_and_the_console_steps() {
 
 #[test]
 fn metadata_unreachable_skips_what_depends_on_it() {
-    let mut env = FakeEnv::healthy();
-    env.token = refused();
-    let r = run("{}", &mut env);
+    let r = run(Config::parse(&format!(r#"{{"metadata_url": "{}"}}"#, closed_url())).unwrap());
     assert_eq!(
         statuses(&r),
         vec![
@@ -219,27 +181,38 @@ fn metadata_unreachable_skips_what_depends_on_it() {
         ]
     );
     let m = get(&r, "metadata");
-    assert!(m.detail.contains("Connection refused"), "{}", m.detail);
+    assert!(m.detail.contains("refused"), "{}", m.detail);
     assert!(m.fix.as_deref().unwrap().contains("169.254.0.0/16"));
 }
 
 #[test]
 fn metadata_without_tokens_still_works() {
-    let mut env = FakeEnv::healthy();
-    env.token = reply(404, "");
-    let r = run("{}", &mut env);
+    let cloud = FakeCloud::start(CloudState {
+        token_mode: TokenMode::Unsupported(404),
+        ..CloudState::default()
+    });
+    let r = run(config_for(&cloud, ""));
     assert!(get(&r, "metadata")
         .detail
-        .ends_with("session tokens: no (HTTP 404 to the token request)"));
-    assert!(r.iter().all(|s| s.status == Pass));
+        .ends_with("session tokens: no (reads go without one)"));
+    assert!(r.iter().all(|s| s.status != Fail), "{r:?}");
+    assert_eq!(get(&r, "signed_request").status, Pass);
 }
 
 #[test]
 fn static_credentials_and_identity_need_no_metadata() {
-    let mut env = FakeEnv::healthy();
-    env.token = refused();
-    let config = r#"{"access_key":"AKSTATIC123","secret_key":"SK-SECRET-VALUE","project_id":"proj-1","instance_id":"inst-9","region":"cn-north-4"}"#;
-    let r = run(config, &mut env);
+    let cloud = FakeCloud::start(CloudState {
+        static_keys: vec![("AKSTATIC123".into(), "SK-SECRET-VALUE".into())],
+        ..CloudState::default()
+    });
+    let config = config_for(
+        &cloud,
+        &format!(
+            r#""metadata_url": "{}", "access_key": "AKSTATIC123", "secret_key": "SK-SECRET-VALUE", "project_id": "proj0001", "instance_id": "inst-9", "region": "xx-test-1""#,
+            closed_url()
+        ),
+    );
+    let r = run(config);
     assert_eq!(get(&r, "metadata").status, Skip);
     assert_eq!(get(&r, "agency").status, Skip);
     assert_eq!(
@@ -248,123 +221,184 @@ fn static_credentials_and_identity_need_no_metadata() {
     );
     assert_eq!(
         get(&r, "identity").detail,
-        "instance inst-9, project proj-1, region cn-north-4, namespace AGT.ECS (unknown: not asked)"
+        "instance inst-9, project proj0001, region xx-test-1, namespace AGT.ECS (unknown: not asked)"
     );
+    assert_eq!(get(&r, "signed_request").status, Pass, "{r:?}");
     assert!(r.iter().all(|s| s.status != Fail));
-    assert!(!render_json(&r).unwrap().contains("SK-SECRET-VALUE"));
+    no_secrets(&render_json(&r).unwrap());
 }
 
 #[test]
 fn expired_credentials_fail() {
-    let mut env = FakeEnv::healthy();
-    env.security_key = reply(200, &security_key_body("2025-12-31T23:00:00Z"));
-    let r = run("{}", &mut env);
+    // The cloud's clock is 2 h behind ours, so the 1 h credentials it issues expired an
+    // hour ago by the local clock.
+    let cloud = FakeCloud::start(CloudState {
+        skew_ms: -2 * 3_600_000,
+        ..CloudState::default()
+    });
+    let r = run(config_for(&cloud, ""));
     let c = get(&r, "credentials");
     assert_eq!(c.status, Fail);
-    assert_eq!(
-        c.detail,
-        "temporary credentials expired at 2025-12-31T23:00:00Z (local clock says 2026-01-01T00:00:00Z)"
+    assert!(
+        c.detail.starts_with("temporary credentials expired at "),
+        "{}",
+        c.detail
+    );
+    assert_eq!(get(&r, "signed_request").status, Skip);
+    // 2 h = 7200 s, give or take the Date header's second
+    let clock = &get(&r, "clock").detail;
+    assert!(
+        clock.starts_with("local clock is 7200 s ahead of Cloud Eye")
+            || clock.starts_with("local clock is 7199 s ahead of Cloud Eye"),
+        "{clock}"
     );
 }
 
 #[test]
 fn clock_twenty_minutes_off_is_a_warning_and_signing_uses_server_time() {
-    let mut env = FakeEnv::healthy();
-    let mut probe = reply(404, "").unwrap();
-    probe.date = Some("Thu, 01 Jan 2026 00:20:00 GMT".to_string());
-    env.endpoint.reply = Ok(probe);
-    let r = run("{}", &mut env);
+    // Only Cloud Eye's clock is off, so the agent learns the offset from its refusal.
+    let cloud = FakeCloud::start(CloudState {
+        skew_ms: 1_200_000,
+        skew_metadata: false,
+        ..CloudState::default()
+    });
+    let r = run(config_for(&cloud, ""));
     let clock = get(&r, "clock");
     assert_eq!(clock.status, Warn);
-    // server 00:20:00, local 00:00:00 -> local is 1200 s behind
+    // server +1200 s: the local clock is 1200 s behind (1199 when Date's second truncates)
     assert!(
         clock
             .detail
-            .starts_with("local clock is 1200 s behind Cloud Eye"),
+            .starts_with("local clock is 1200 s behind Cloud Eye")
+            || clock
+                .detail
+                .starts_with("local clock is 1199 s behind Cloud Eye"),
         "{}",
         clock.detail
     );
+    assert!(clock.fix.as_deref().unwrap().contains("chronyd"));
+    let signed = get(&r, "signed_request");
+    assert_eq!(signed.status, Pass, "{r:?}");
     assert!(
-        clock.fix.as_deref().unwrap().contains("NTP")
-            || clock.fix.as_deref().unwrap().contains("chronyd")
+        signed
+            .detail
+            .contains("signed with Cloud Eye's time (+1200 s")
+            || signed
+                .detail
+                .contains("signed with Cloud Eye's time (+1199 s"),
+        "{}",
+        signed.detail
     );
-    assert_eq!(env.signed_dates, vec!["20260101T002000Z"]);
-    assert!(render_text(&r).ends_with("result: ready to report (1 warnings)\n"));
+    let rejections = cloud.state().rejections.clone();
+    assert!(
+        rejections.iter().any(|r| r.contains("signature expired")),
+        "{rejections:?}"
+    );
+    assert!(render_text(&r).ends_with("result: ready to report (2 warnings)\n"));
+}
+
+/// Cloud Eye answers every POST with `status`/`body` (the endpoint probe, the agent's
+/// probe and its one retry with renewed credentials).
+fn scripted(status: u16, body: &str) -> FakeCloud {
+    let cloud = FakeCloud::start(CloudState::default());
+    for _ in 0..3 {
+        cloud
+            .state()
+            .ces_script
+            .push_back(Scripted::status(status, body));
+    }
+    cloud
 }
 
 #[test]
-fn cloud_eye_401_and_403_fail_the_signed_request() {
-    let mut env = FakeEnv::healthy();
-    env.signed = reply(
-        401,
-        r#"{"error_code":"APIGW.0301","error_msg":"Incorrect IAM authentication information: verify aksk signature fail"}"#,
-    );
-    let r = run("{}", &mut env);
-    let s = get(&r, "signed_request");
+fn cloud_eye_401_403_and_503() {
+    let cloud = scripted(401, BAD_SIGNATURE);
+    let s = get(&run(config_for(&cloud, "")), "signed_request").clone();
     assert_eq!(s.status, Fail);
-    assert!(s.detail.contains("HTTP 401") && s.detail.contains("verify aksk signature fail"));
-    let mut env = FakeEnv::healthy();
-    env.signed = reply(
+    assert!(
+        s.detail.contains("HTTP 401") && s.detail.contains("verify aksk signature fail"),
+        "{}",
+        s.detail
+    );
+    assert!(s.fix.unwrap().contains("re-attach the agency cesagency"));
+    // endpoint probe, probe, retry with new credentials: 3 POSTs, 2 security keys
+    assert_eq!(cloud.ces_posts().len(), 3);
+
+    let cloud = scripted(
         403,
         r#"{"error_code":"ces.0017","error_msg":"insufficient rights"}"#,
     );
-    let s = get(&run("{}", &mut env), "signed_request").clone();
+    let s = get(&run(config_for(&cloud, "")), "signed_request").clone();
     assert_eq!(s.status, Fail);
     assert!(s.fix.unwrap().contains("CES Administrator"));
-    let mut env = FakeEnv::healthy();
-    env.signed = reply(503, "");
-    assert_eq!(get(&run("{}", &mut env), "signed_request").status, Warn);
+
+    let cloud = scripted(503, "");
+    let s = get(&run(config_for(&cloud, "")), "signed_request").clone();
+    assert_eq!(s.status, Warn, "{s:?}");
+    assert_eq!(s.detail, "Cloud Eye is busy: HTTP 503");
+}
+
+fn record(body: &[u8], oldest_ms: i64, items: u32) -> Record {
+    Record {
+        body: body.to_vec(),
+        oldest_ms,
+        newest_ms: oldest_ms + 60_000,
+        items,
+    }
 }
 
 #[test]
-fn tls_failure_fails_the_endpoint_and_skips_later_network_steps() {
-    let mut env = FakeEnv::healthy();
-    env.endpoint.reply = Err(NetError::new(
-        NetErrorKind::Tls,
-        "invalid peer certificate: UnknownIssuer",
-    ));
-    let r = run("{}", &mut env);
-    let e = get(&r, "endpoint");
-    assert_eq!(e.status, Fail);
-    assert!(e.detail.contains("TLS verification failed"), "{}", e.detail);
-    assert!(e.fix.as_deref().unwrap().contains("ca_file"));
-    assert_eq!(get(&r, "signed_request").status, Skip);
-    assert_eq!(get(&r, "clock").status, Skip);
-}
-
-#[test]
-fn spool_summary_and_overflow() {
-    let mut env = FakeEnv::healthy();
-    let dir = common::temp_dir("spoolstate");
-    let config = format!(
-        r#"{{"state_dir":"{}","spool_max_bytes":1000}}"#,
-        dir.display()
-    );
-    env.spool = Ok(Some(SpoolSummary {
-        batches: 3,
-        bytes: 900,
-        oldest_ms: Some(NOW_MS - 600_000),
-    }));
+fn spool_summary_counts_undelivered_records() {
+    let state = common::temp_dir("check-spool");
+    let dir = state.join("spool");
+    assert_eq!(spool::summary(&dir).unwrap(), None);
+    let mut sp = Spool::open(&dir, 1 << 20);
+    // 2026-01-01T00:00:00Z = 20454 days * 86400 s (56 years: 56*365 + 14 leap days)
+    let t0 = 20_454 * 86_400_000i64;
+    sp.push(&record(b"[0000001]", t0 - 600_000, 1)).unwrap(); // 23:50, delivered below
+    sp.push(&record(b"[0000002]", t0 - 300_000, 2)).unwrap(); // 23:55
+    sp.push(&record(b"[0000003]", t0, 3)).unwrap();
+    sp.pop_front();
+    drop(sp);
+    let s = spool::summary(&dir).unwrap().unwrap();
+    // each record: 32-byte header + 9-byte body = 41; one segment of 3 * 41 = 123 bytes
     assert_eq!(
-        get(&run(&config, &mut env), "spool").detail,
-        "3 batches, 900 bytes, oldest from 2025-12-31T23:50:00Z"
+        (s.records, s.items, s.pending_bytes, s.disk_bytes),
+        (2, 5, 82, 123)
     );
-    env.spool = Ok(Some(SpoolSummary {
-        batches: 4,
-        bytes: 1001,
-        oldest_ms: None,
-    }));
-    assert_eq!(get(&run(&config, &mut env), "spool").status, Warn);
-    env.spool = Err(io::Error::from(io::ErrorKind::PermissionDenied));
-    let s = get(&run(&config, &mut env), "spool").clone();
-    assert_eq!(s.status, Fail);
-    assert!(s.fix.unwrap().contains("chown -R cloudeye-agent:"));
+    assert_eq!(s.oldest_ms, Some(t0 - 300_000));
+
+    let config = |max: u64| {
+        Config::parse(&format!(
+            r#"{{"metadata_url": "{}", "state_dir": "{}", "spool_max_bytes": {max}}}"#,
+            closed_url(),
+            state.display()
+        ))
+        .unwrap()
+    };
+    let step = get(&run(config(1000)), "spool").clone();
+    assert_eq!(step.status, Pass);
+    assert_eq!(
+        step.detail,
+        "2 records (5 points) waiting, 123 bytes on disk, oldest collected at 2025-12-31T23:55:00Z"
+    );
+    let step = get(&run(config(100)), "spool").clone();
+    assert_eq!(step.status, Warn);
+    assert!(step.detail.contains("over spool_max_bytes (100)"));
+
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // root reads it anyway; then there is nothing to see
+    if std::fs::read_dir(&dir).is_err() {
+        let step = get(&run(config(1000)), "spool").clone();
+        assert_eq!(step.status, Fail);
+        assert!(step.fix.unwrap().contains("chown -R cloudeye-agent:"));
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
 }
 
 #[test]
 fn bad_config_fails_first_and_skips_the_rest() {
-    let mut env = FakeEnv::healthy();
-    let r = run_steps(&source(), &Config::parse(r#"{"ttl": "long"}"#), &mut env);
+    let r = run_steps(&source(), &Config::parse(r#"{"ttl": "long"}"#));
     assert_eq!(r.len(), 10);
     assert_eq!(r[0].status, Fail);
     assert_eq!(r[0].detail, "key \"ttl\" must be a non-negative integer");
@@ -413,7 +447,7 @@ fn text_and_json_formats() {
     );
 }
 
-// ---- the binary against servers on 127.0.0.1 ----
+// ---- the binary ----
 
 struct Run {
     ok: bool,
@@ -460,46 +494,11 @@ fn run_check(config: &Path, json: bool) -> Run {
     }
 }
 
-/// A metadata service and Cloud Eye in one server, with a chosen agency reply,
-/// metric-data reply and Date offset.
-fn cloud(agency: (u16, &'static str), ces: (u16, &'static str), clock_offset: i64) -> FakeServer {
-    let expires = http_free_iso(SystemTime::now() + Duration::from_secs(3600));
-    FakeServer::start(move |req| {
-        let date = if clock_offset >= 0 {
-            SystemTime::now() + Duration::from_secs(clock_offset as u64)
-        } else {
-            SystemTime::now() - Duration::from_secs((-clock_offset) as u64)
-        };
-        let resp = match (req.method.as_str(), req.path()) {
-            ("PUT", "/meta-data/latest/api/token") => Response::new(200, "TOKEN-VALUE"),
-            ("GET", "/openstack/latest/securitykey") if agency.0 == 200 => {
-                Response::new(200, security_key_body(&expires))
-            }
-            ("GET", "/openstack/latest/securitykey") => Response::new(agency.0, agency.1),
-            ("GET", "/openstack/latest/meta_data.json") => Response::new(200, META),
-            ("POST", "/V1.0/proj-1/metric-data") => Response::new(ces.0, ces.1),
-            _ => Response::new(
-                404,
-                r#"{"error_code":"APIGW.0101","error_msg":"The API does not exist"}"#,
-            ),
-        };
-        Reply::Respond(resp.header("Date", &http_date(date)))
-    })
-}
-
-/// ISO 8601 UTC with microseconds, as the metadata service writes expires_at.
-fn http_free_iso(t: SystemTime) -> String {
-    let ms = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    cloudeye_agent::logging::format_utc(ms).replace('Z', ".000000Z")
-}
-
-fn cloud_config(dir: &Path, server: &FakeServer) -> PathBuf {
+fn cloud_config(dir: &Path, cloud: &FakeCloud) -> PathBuf {
     let json = format!(
-        r#"{{"metadata_url":"{0}","endpoint":"{0}","state_dir":"{1}"}}"#,
-        server.url(),
+        r#"{{"metadata_url":"{}","endpoint":"{}","state_dir":"{}"}}"#,
+        cloud.metadata.url(),
+        cloud.ces.url(),
         dir.display()
     );
     write_config(dir, &json, 0o600)
@@ -508,8 +507,8 @@ fn cloud_config(dir: &Path, server: &FakeServer) -> PathBuf {
 #[test]
 fn binary_healthy_fake_cloud() {
     let dir = common::temp_dir("check-ok");
-    let server = cloud((200, ""), (400, EMPTY_CONTENT), 0);
-    let run = run_check(&cloud_config(&dir, &server), true);
+    let cloud = FakeCloud::start(CloudState::default());
+    let run = run_check(&cloud_config(&dir, &cloud), true);
     assert!(run.ok, "{}", run.stdout);
     for step in [
         "config",
@@ -525,33 +524,30 @@ fn binary_healthy_fake_cloud() {
         assert_eq!(run.status(step), "ok", "{step}: {}", run.stdout);
     }
     assert_eq!(run.status("endpoint"), "warn"); // plain http
-    assert!(!run.stdout.contains("SECRET-VALUE") && !run.stdout.contains("TOKEN-VALUE"));
-    let reqs = server.requests();
-    let post = reqs.iter().find(|r| r.method == "POST").unwrap();
+    assert_eq!(
+        run.text("endpoint", "fix"),
+        "use an https:// endpoint outside tests"
+    );
+    no_secrets(&run.stdout);
+    let posts = cloud.ces_posts();
+    let post = posts.last().unwrap();
     assert_eq!(post.body, b"[]");
-    assert_eq!(post.header("x-security-token"), Some("ST-SECRET-VALUE"));
-    assert_eq!(post.header("x-project-id"), Some("proj-1"));
+    let issued = cloud.state().issued.last().unwrap().clone();
+    assert_eq!(post.header("x-security-token"), Some(issued.token.as_str()));
+    assert_eq!(post.header("x-project-id"), Some("proj0001"));
     let auth = post.header("authorization").unwrap();
     assert!(
-        auth.starts_with("SDK-HMAC-SHA256 Access=AKTEMPORARY, SignedHeaders=host;x-project-id;x-sdk-date;x-security-token, Signature="),
+        auth.starts_with(&format!("SDK-HMAC-SHA256 Access={}, SignedHeaders=host;x-project-id;x-sdk-date;x-security-token, Signature=", issued.access)),
         "{auth}"
     );
-    let get_key = reqs
-        .iter()
-        .find(|r| r.path() == "/openstack/latest/securitykey")
-        .unwrap();
-    assert_eq!(get_key.header("x-metadata-token"), Some("TOKEN-VALUE"));
 }
 
 #[test]
 fn binary_no_metadata_connection_refused() {
     let dir = common::temp_dir("check-refused");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    }; // closed again: connecting is refused
     let json = format!(
-        r#"{{"metadata_url":"http://127.0.0.1:{port}","state_dir":"{}"}}"#,
+        r#"{{"metadata_url":"{}","state_dir":"{}"}}"#,
+        closed_url(),
         dir.display()
     );
     let run = run_check(&write_config(&dir, &json, 0o600), true);
@@ -569,8 +565,11 @@ fn binary_no_metadata_connection_refused() {
 #[test]
 fn binary_no_agency() {
     let dir = common::temp_dir("check-agency");
-    let server = cloud((401, NO_AGENCY), (400, EMPTY_CONTENT), 0);
-    let run = run_check(&cloud_config(&dir, &server), false);
+    let cloud = FakeCloud::start(CloudState {
+        agency: false,
+        ..CloudState::default()
+    });
+    let run = run_check(&cloud_config(&dir, &cloud), false);
     assert!(!run.ok);
     let line = run
         .stdout
@@ -582,19 +581,24 @@ fn binary_no_agency() {
         line.contains("cesagency") && line.contains("op_svc_ces"),
         "{line}"
     );
+    assert!(run.stdout.ends_with("result: not ready: agency failed\n"));
 }
 
 #[test]
 fn binary_clock_twenty_minutes_off() {
     let dir = common::temp_dir("check-clock");
-    let server = cloud((200, ""), (400, EMPTY_CONTENT), 1200);
-    let run = run_check(&cloud_config(&dir, &server), true);
+    let cloud = FakeCloud::start(CloudState {
+        skew_ms: 1_200_000,
+        ..CloudState::default()
+    });
+    let run = run_check(&cloud_config(&dir, &cloud), true);
     assert!(run.ok, "{}", run.stdout);
     assert_eq!(run.status("clock"), "warn");
-    // 1200 s, give or take the one-second resolution of Date and the run time
+    assert_eq!(run.status("signed_request"), "ok");
+    // 1200 s, give or take the one-second resolution of Date
     let detail = run.text("clock", "detail");
     assert!(
-        ["1199 s behind", "1200 s behind", "1201 s behind"]
+        ["1199 s behind", "1200 s behind"]
             .iter()
             .any(|s| detail.contains(s)),
         "{detail}"
@@ -604,15 +608,8 @@ fn binary_clock_twenty_minutes_off() {
 #[test]
 fn binary_cloud_eye_401() {
     let dir = common::temp_dir("check-401");
-    let server = cloud(
-        (200, ""),
-        (
-            401,
-            r#"{"error_code":"APIGW.0301","error_msg":"Incorrect IAM authentication information: verify aksk signature fail"}"#,
-        ),
-        0,
-    );
-    let run = run_check(&cloud_config(&dir, &server), true);
+    let cloud = scripted(401, BAD_SIGNATURE);
+    let run = run_check(&cloud_config(&dir, &cloud), true);
     assert!(!run.ok);
     assert_eq!(run.status("signed_request"), "fail");
     assert!(run
