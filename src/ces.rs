@@ -329,7 +329,7 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
     if !(1..=31).contains(&day) || *h > 23 || *m > 59 || *sec > 60 {
         return None;
     }
-    let days = sign::days_from_civil(year, month, day);
+    let days = crate::clock::days_from_civil(year, month, day);
     Some((days * 86_400 + h * 3600 + m * 60 + sec) * 1000)
 }
 

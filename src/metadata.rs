@@ -433,7 +433,7 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
         "Z" | "z" => 0,
         _ => parse_offset(rest)?,
     };
-    let days = crate::sign::days_from_civil(year, month as u32, day as u32);
+    let days = crate::clock::days_from_civil(year, month as u32, day as u32);
     let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset_s;
     Some(secs * 1000 + frac_ms)
 }
