@@ -10,8 +10,13 @@ use std::path::PathBuf;
 pub enum Command {
     Run,
     Once,
-    Print { interval_secs: u64, format: PrintFormat },
-    Check { json: bool },
+    Print {
+        interval_secs: u64,
+        format: PrintFormat,
+    },
+    Check {
+        json: bool,
+    },
     Version,
 }
 
@@ -172,7 +177,10 @@ fn parse_command(name: &str, options: &[String]) -> Result<Command, UsageError> 
     match name {
         "run" | "once" | "version" => {
             if let Some(extra) = options.first() {
-                return Err(error(format!("unexpected argument '{extra}' for '{name}'"), here));
+                return Err(error(
+                    format!("unexpected argument '{extra}' for '{name}'"),
+                    here,
+                ));
             }
             Ok(match name {
                 "run" => Command::Run,
@@ -225,7 +233,10 @@ fn parse_print(options: &[String]) -> Result<Command, UsageError> {
                     .ok()
                     .filter(|s| (1..=3600).contains(s))
                     .ok_or_else(|| {
-                        error(format!("--interval must be 1 to 3600 seconds, got '{v}'"), here)
+                        error(
+                            format!("--interval must be 1 to 3600 seconds, got '{v}'"),
+                            here,
+                        )
                     })?;
             }
             "--format" => {
@@ -267,17 +278,29 @@ mod tests {
         assert_eq!(cli(&["run"]).command, Command::Run);
         assert_eq!(cli(&["once"]).command, Command::Once);
         assert_eq!(cli(&["version"]).command, Command::Version);
-        assert_eq!(cli(&["check", "--json"]).command, Command::Check { json: true });
+        assert_eq!(
+            cli(&["check", "--json"]).command,
+            Command::Check { json: true }
+        );
         assert_eq!(
             cli(&["print", "--interval", "3", "--format=table"]).command,
-            Command::Print { interval_secs: 3, format: PrintFormat::Table }
+            Command::Print {
+                interval_secs: 3,
+                format: PrintFormat::Table
+            }
         );
     }
 
     #[test]
     fn config_before_or_after_command() {
-        assert_eq!(cli(&["--config", "/x.json", "once"]).config, Some("/x.json".into()));
-        assert_eq!(cli(&["once", "-c", "/y.json"]).config, Some("/y.json".into()));
+        assert_eq!(
+            cli(&["--config", "/x.json", "once"]).config,
+            Some("/x.json".into())
+        );
+        assert_eq!(
+            cli(&["once", "-c", "/y.json"]).config,
+            Some("/y.json".into())
+        );
         assert_eq!(cli(&["--config=/z", "run"]).config, Some("/z".into()));
     }
 
@@ -290,9 +313,18 @@ mod tests {
     #[test]
     fn errors() {
         assert!(parse(Vec::<String>::new()).is_err());
-        assert_eq!(parse(["bogus"]).unwrap_err().message, "unknown command 'bogus'");
-        assert_eq!(parse(["--frob", "run"]).unwrap_err().message, "unknown option '--frob'");
-        assert_eq!(parse(["run", "--frob"]).unwrap_err().message, "unexpected argument '--frob' for 'run'");
+        assert_eq!(
+            parse(["bogus"]).unwrap_err().message,
+            "unknown command 'bogus'"
+        );
+        assert_eq!(
+            parse(["--frob", "run"]).unwrap_err().message,
+            "unknown option '--frob'"
+        );
+        assert_eq!(
+            parse(["run", "--frob"]).unwrap_err().message,
+            "unexpected argument '--frob' for 'run'"
+        );
         assert!(parse(["print", "--interval", "0"]).is_err());
         assert!(parse(["print", "--interval"]).is_err());
         assert!(parse(["print", "--format", "xml"]).is_err());

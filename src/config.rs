@@ -170,8 +170,8 @@ impl Config {
 
     /// Parse a JSON document. Errors name the offending key.
     pub fn parse(text: &str) -> Result<Config> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| Error::config(format!("invalid JSON: {e}")))?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| Error::config(format!("invalid JSON: {e}")))?;
         let Value::Object(map) = value else {
             return Err(Error::config("the top level must be a JSON object"));
         };
@@ -227,7 +227,9 @@ impl Config {
 
     fn validate(&self) -> Result<()> {
         if self.collect_interval == 0 {
-            return Err(Error::config("\"collect_interval\" must be at least 1 second"));
+            return Err(Error::config(
+                "\"collect_interval\" must be at least 1 second",
+            ));
         }
         if self.report_interval < self.collect_interval {
             return Err(Error::config(

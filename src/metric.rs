@@ -138,7 +138,8 @@ impl BatchBuilder {
     /// Would one more item of `len` bytes keep the body within the limits?
     fn fits(&self, len: usize) -> bool {
         self.items == 0
-            || (self.items < MAX_ITEMS_PER_BATCH && self.body.len() + 1 + len + 1 <= MAX_BATCH_BYTES)
+            || (self.items < MAX_ITEMS_PER_BATCH
+                && self.body.len() + 1 + len + 1 <= MAX_BATCH_BYTES)
     }
 
     fn push(&mut self, item: &[u8], collect_time_ms: i64) {
@@ -258,7 +259,11 @@ mod tests {
 
     #[test]
     fn skips_non_finite() {
-        let pts = [point("a", f64::NAN, 1), point("b", f64::INFINITY, 1), point("c", 3.0, 1)];
+        let pts = [
+            point("a", f64::NAN, 1),
+            point("b", f64::INFINITY, 1),
+            point("c", 3.0, 1),
+        ];
         let b = encode_batches(&pts, &ctx());
         assert_eq!(b.len(), 1);
         assert_eq!(b[0].items, 1);
@@ -269,7 +274,9 @@ mod tests {
     fn splits_by_count_and_size() {
         let pts: Vec<Point> = (0..25_000).map(|i| point("cpu_usage", 1.0, i)).collect();
         let b = encode_batches(&pts, &ctx());
-        assert!(b.iter().all(|x| x.items <= MAX_ITEMS_PER_BATCH && x.body.len() < 512 * 1024));
+        assert!(b
+            .iter()
+            .all(|x| x.items <= MAX_ITEMS_PER_BATCH && x.body.len() < 512 * 1024));
         assert_eq!(b.iter().map(|x| x.items).sum::<usize>(), 25_000);
         assert_eq!(b[0].oldest_ms, 0);
         for x in &b {

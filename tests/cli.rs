@@ -30,7 +30,10 @@ fn help_global_and_per_command() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for cmd in ["run", "once", "print", "check", "version"] {
-        assert!(text.contains(&format!("  {cmd} ")), "{cmd} missing from help");
+        assert!(
+            text.contains(&format!("  {cmd} ")),
+            "{cmd} missing from help"
+        );
     }
     let out = agent_command().args(["check", "--help"]).output().unwrap();
     assert!(out.status.success());
@@ -58,7 +61,10 @@ fn missing_explicit_config_is_an_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot read config file /nonexistent/cloudeye.json"), "{err}");
+    assert!(
+        err.contains("cannot read config file /nonexistent/cloudeye.json"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -83,7 +89,11 @@ fn world_readable_secret_config_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     let dir = common::temp_dir("cli-perm");
     let path = dir.join("c.json");
-    std::fs::write(&path, r#"{"access_key": "AK", "secret_key": "SK-DO-NOT-PRINT"}"#).unwrap();
+    std::fs::write(
+        &path,
+        r#"{"access_key": "AK", "secret_key": "SK-DO-NOT-PRINT"}"#,
+    )
+    .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = agent_command()
         .arg("--config")

@@ -23,7 +23,9 @@ pub struct Request {
 
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
     pub fn path(&self) -> &str {
         self.target.split('?').next().unwrap_or("")
@@ -121,7 +123,9 @@ impl Drop for FakeServer {
 }
 
 fn serve_connection(conn: TcpStream, handler: &Handler, log: &Mutex<Vec<Request>>) {
-    let Ok(write_half) = conn.try_clone() else { return };
+    let Ok(write_half) = conn.try_clone() else {
+        return;
+    };
     let mut writer = write_half;
     let mut reader = BufReader::new(conn);
     while let Some(req) = read_request(&mut reader) {
@@ -194,7 +198,10 @@ fn write_response(w: &mut TcpStream, r: &Response) -> std::io::Result<()> {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     if !has_date {
-        head.push_str(&format!("Date: {}\r\n", http_date(std::time::SystemTime::now())));
+        head.push_str(&format!(
+            "Date: {}\r\n",
+            http_date(std::time::SystemTime::now())
+        ));
     }
     head.push_str(&format!("Content-Length: {}\r\n\r\n", r.body.len()));
     w.write_all(head.as_bytes())?;
