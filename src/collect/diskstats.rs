@@ -36,14 +36,23 @@ pub struct DiskSample {
 /// Parse /proc/diskstats (14, 18 or 20 fields a line; extra fields are ignored). Lines
 /// with fewer than 14 fields (2.6-era partitions) or non-numeric counters are skipped.
 pub fn parse_diskstats(bytes: &[u8]) -> Result<DiskSample> {
+    parse_diskstats_with(bytes, |_| true)
+}
+
+/// [`parse_diskstats`] keeping only the devices `keep` accepts (no allocation for the rest).
+pub fn parse_diskstats_with(
+    bytes: &[u8],
+    mut keep: impl FnMut(&str) -> bool,
+) -> Result<DiskSample> {
     let mut disks = Vec::new();
     let mut bad = 0usize;
     for line in lines(bytes) {
         if line.trim_ascii().is_empty() {
             continue;
         }
-        match parse_line(line) {
-            Some(d) => disks.push(d),
+        match parse_line(line, &mut keep) {
+            Some(Some(d)) => disks.push(d),
+            Some(None) => {}
             None => bad += 1,
         }
     }
@@ -55,7 +64,8 @@ pub fn parse_diskstats(bytes: &[u8]) -> Result<DiskSample> {
     Ok(DiskSample { disks })
 }
 
-fn parse_line(line: &[u8]) -> Option<DiskCounters> {
+/// `Some(None)`: a valid line that `keep` rejected.
+fn parse_line(line: &[u8], keep: &mut impl FnMut(&str) -> bool) -> Option<Option<DiskCounters>> {
     let mut f = fields(line);
     parse_u64(f.next()?)?;
     parse_u64(f.next()?)?;
@@ -64,9 +74,12 @@ fn parse_line(line: &[u8]) -> Option<DiskCounters> {
     for slot in v.iter_mut() {
         *slot = parse_u64(f.next()?)?;
     }
+    if !keep(dev) {
+        return Some(None);
+    }
     // v: reads, reads merged, sectors read, ms reading, writes, writes merged,
     //    sectors written, ms writing, in flight, io ms, weighted ms.
-    Some(DiskCounters {
+    Some(Some(DiskCounters {
         name: dev.to_string(),
         reads: v[0],
         read_sectors: v[2],
@@ -76,7 +89,7 @@ fn parse_line(line: &[u8]) -> Option<DiskCounters> {
         write_ms: v[7],
         io_ms: v[9],
         weighted_ms: v[10],
-    })
+    }))
 }
 
 const SKIPPED_PREFIXES: &[&str] = &["ram", "zram", "loop", "fd"];
@@ -93,9 +106,9 @@ enum SysView {
 }
 
 fn sys_view(sys_root: &Path) -> SysView {
-    if std::fs::read_dir(sys_root.join("block")).is_ok() {
+    if super::is_dir(&sys_root.join("block")) {
         SysView::Block
-    } else if std::fs::read_dir(sys_root.join("class/block")).is_ok() {
+    } else if super::is_dir(&sys_root.join("class/block")) {
         SysView::ClassBlock
     } else {
         SysView::Names

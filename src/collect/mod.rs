@@ -203,6 +203,11 @@ pub mod text {
     }
 }
 
+/// Is `p` a directory (following links)? Decides whether /sys can answer questions.
+pub(crate) fn is_dir(p: &std::path::Path) -> bool {
+    std::fs::metadata(p).map(|m| m.is_dir()).unwrap_or(false)
+}
+
 /// Counter difference that refuses to go backwards: a reset or wrap gives `None`
 /// (the interval is skipped and the next sample is the new baseline).
 pub fn delta(prev: u64, cur: u64) -> Option<u64> {

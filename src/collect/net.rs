@@ -35,6 +35,12 @@ pub struct NetSample {
 /// Parse /proc/net/dev into every interface it lists. Malformed lines are skipped; an
 /// input with interface-like lines none of which parse is an error.
 pub fn parse_net_dev(bytes: &[u8]) -> Result<NetSample> {
+    parse_net_dev_with(bytes, |_| true)
+}
+
+/// [`parse_net_dev`] keeping only the interfaces `keep` accepts, so skipped ones (a k8s
+/// node has hundreds of veths) cost no allocation.
+pub fn parse_net_dev_with(bytes: &[u8], mut keep: impl FnMut(&str) -> bool) -> Result<NetSample> {
     let mut nics = Vec::new();
     let mut bad = 0usize;
     for line in lines(bytes) {
@@ -42,8 +48,9 @@ pub fn parse_net_dev(bytes: &[u8]) -> Result<NetSample> {
         if !line.contains(&b':') {
             continue;
         }
-        match parse_line(line) {
-            Some(n) => nics.push(n),
+        match parse_line(line, &mut keep) {
+            Some(Some(n)) => nics.push(n),
+            Some(None) => {}
             None => bad += 1,
         }
     }
@@ -56,8 +63,9 @@ pub fn parse_net_dev(bytes: &[u8]) -> Result<NetSample> {
 }
 
 /// `  eth0: 1 2 ...`, `eth0:1: 1 2 ...` (alias) or `eth1:123 4 ...` (glued): the name
-/// ends at the last ':' since the counters never contain one.
-fn parse_line(line: &[u8]) -> Option<NicCounters> {
+/// ends at the last ':' since the counters never contain one. `Some(None)`: a valid
+/// line that `keep` rejected.
+fn parse_line(line: &[u8], keep: &mut impl FnMut(&str) -> bool) -> Option<Option<NicCounters>> {
     let colon = line.iter().rposition(|&b| b == b':')?;
     let nic = name(line[..colon].trim_ascii())?;
     let mut v = [0u64; 12];
@@ -69,7 +77,10 @@ fn parse_line(line: &[u8]) -> Option<NicCounters> {
     if n < v.len() {
         return None;
     }
-    Some(NicCounters {
+    if !keep(nic) {
+        return Some(None);
+    }
+    Some(Some(NicCounters {
         name: nic.to_string(),
         rx_bytes: v[0],
         rx_packets: v[1],
@@ -79,7 +90,7 @@ fn parse_line(line: &[u8]) -> Option<NicCounters> {
         tx_packets: v[9],
         tx_errs: v[10],
         tx_drop: v[11],
-    })
+    }))
 }
 
 /// Name prefixes of virtual interfaces, used only when /sys cannot be read.
