@@ -483,3 +483,58 @@ fn reader_cache_rereads_from_the_start() {
     assert_eq!(first.disks, second.disks);
     assert!(second.cpu.is_some() && second.disks.is_some());
 }
+
+/// Every prefix of every fixture file (a read cut short at any byte) parses or fails
+/// cleanly, never panics, and a parsed prefix never yields a non-finite metric.
+#[test]
+fn every_truncation_of_every_fixture_is_safe() {
+    use collect::{cpu, diskstats, load, memory, net, tcp};
+    let files: [(&str, fn(&[u8], &mut Vec<Metric>)); 7] = [
+        ("proc/stat", |b, out| {
+            if let Ok(s) = cpu::parse_stat(b) {
+                cpu::rates(&cpu::CpuSample::default(), &s, out);
+            }
+        }),
+        ("proc/loadavg", |b, _| {
+            let _ = load::parse_loadavg(b);
+        }),
+        ("proc/meminfo", |b, out| {
+            if let Ok(s) = memory::parse_meminfo(b) {
+                memory::gauges(&s, out);
+            }
+        }),
+        ("proc/net/dev", |b, _| {
+            let _ = net::parse_net_dev(b);
+        }),
+        ("proc/net/tcp", |b, _| {
+            let _ = tcp::parse_tcp(b);
+        }),
+        ("proc/net/snmp", |b, _| {
+            let _ = tcp::parse_snmp(b);
+        }),
+        ("proc/diskstats", |b, _| {
+            let _ = diskstats::parse_diskstats(b);
+        }),
+    ];
+    let mut checked = 0;
+    for host in ["x86_64-local", "aarch64-server", "kernel-3.10", "hostile"] {
+        for (file, parse) in &files {
+            let Ok(bytes) = std::fs::read(fixture(host).join(file)) else {
+                continue;
+            };
+            for cut in 0..=bytes.len() {
+                let mut out = Vec::new();
+                parse(&bytes[..cut], &mut out);
+                assert!(
+                    out.iter().all(|m| m.value.is_finite()),
+                    "{host}/{file} cut at {cut}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 25,
+        "fixtures missing: only {checked} files checked"
+    );
+}
