@@ -489,7 +489,8 @@ fn reader_cache_rereads_from_the_start() {
 #[test]
 fn every_truncation_of_every_fixture_is_safe() {
     use collect::{cpu, diskstats, load, memory, net, tcp};
-    let files: [(&str, fn(&[u8], &mut Vec<Metric>)); 7] = [
+    type Parse = fn(&[u8], &mut Vec<Metric>);
+    let files: [(&str, Parse); 7] = [
         ("proc/stat", |b, out| {
             if let Ok(s) = cpu::parse_stat(b) {
                 cpu::rates(&cpu::CpuSample::default(), &s, out);

@@ -24,8 +24,12 @@ const MAX_CACHED_FILES: usize = 32;
 const INITIAL_CAPACITY: usize = 16 * 1024;
 
 /// A reusable read buffer plus the cache of kept-open files; one per [`super::Collector`].
+///
+/// `buf` is always fully initialised and only grows; `len` says how much of it the last
+/// read filled, so a cycle re-zeroes nothing.
 pub struct Reader {
     buf: Vec<u8>,
+    len: usize,
     open: HashMap<PathBuf, File>,
 }
 
@@ -38,17 +42,18 @@ impl Default for Reader {
 impl Reader {
     pub fn new() -> Reader {
         Reader {
-            buf: Vec::with_capacity(INITIAL_CAPACITY),
+            buf: vec![0; INITIAL_CAPACITY],
+            len: 0,
             open: HashMap::new(),
         }
     }
 
     /// The whole content of `path`, valid until the next call.
     pub fn read(&mut self, path: &Path) -> std::io::Result<&[u8]> {
-        self.buf.clear();
+        self.len = 0;
         let mut file = File::open(path)?;
-        file.read_to_end(&mut self.buf)?;
-        Ok(&self.buf)
+        self.len = fill(&mut self.buf, |buf, _| file.read(buf))?;
+        Ok(&self.buf[..self.len])
     }
 
     /// Like [`Reader::read`] but logs a failure at debug level and gives `None`.
@@ -66,19 +71,21 @@ impl Reader {
     /// `pread` from offset 0. A failed re-read drops the kept file and retries once with
     /// a fresh open (the file may have been replaced).
     pub fn read_cached(&mut self, path: &Path) -> std::io::Result<&[u8]> {
+        self.len = 0;
         if let Some(file) = self.open.get(path) {
-            if read_all_at(file, &mut self.buf).is_ok() {
-                return Ok(&self.buf);
+            if let Ok(n) = fill(&mut self.buf, |buf, at| file.read_at(buf, at)) {
+                self.len = n;
+                return Ok(&self.buf[..n]);
             }
             self.open.remove(path);
         }
         let file = File::open(path)?;
-        read_all_at(&file, &mut self.buf)?;
+        self.len = fill(&mut self.buf, |buf, at| file.read_at(buf, at))?;
         if self.open.len() >= MAX_CACHED_FILES {
             self.open.clear();
         }
         self.open.insert(path.to_path_buf(), file);
-        Ok(&self.buf)
+        Ok(&self.buf[..self.len])
     }
 
     /// Like [`Reader::read_cached`] but logs a failure at debug level and gives `None`.
@@ -96,45 +103,44 @@ impl Reader {
     /// [`STREAM_WINDOW`] bytes of it in memory. Lines longer than the window are skipped.
     pub fn for_each_line(&mut self, path: &Path, mut f: impl FnMut(&[u8])) -> std::io::Result<()> {
         let mut file = File::open(path)?;
-        self.buf.clear();
-        self.buf.resize(STREAM_WINDOW, 0);
+        self.len = 0;
+        if self.buf.len() < STREAM_WINDOW {
+            self.buf.resize(STREAM_WINDOW, 0);
+        }
+        let window = &mut self.buf[..STREAM_WINDOW];
         let mut filled = 0usize;
         let mut skipping_long_line = false;
         loop {
-            let n = match file.read(&mut self.buf[filled..]) {
+            let n = match file.read(&mut window[filled..]) {
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.buf.clear();
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             };
             let eof = n == 0;
             filled += n;
             let mut start = 0usize;
-            while let Some(pos) = memchr(b'\n', &self.buf[start..filled]) {
+            while let Some(pos) = memchr(b'\n', &window[start..filled]) {
                 if !skipping_long_line {
-                    f(&self.buf[start..start + pos]);
+                    f(&window[start..start + pos]);
                 }
                 skipping_long_line = false;
                 start += pos + 1;
             }
             if eof {
                 if start < filled && !skipping_long_line {
-                    f(&self.buf[start..filled]);
+                    f(&window[start..filled]);
                 }
                 break;
             }
-            if start == 0 && filled == self.buf.len() {
+            if start == 0 && filled == window.len() {
                 // A line fills the whole window: drop what we have and skip to its end.
                 skipping_long_line = true;
                 filled = 0;
                 continue;
             }
-            self.buf.copy_within(start..filled, 0);
+            window.copy_within(start..filled, 0);
             filled -= start;
         }
-        self.buf.clear();
         Ok(())
     }
 
@@ -143,33 +149,36 @@ impl Reader {
         self.buf.capacity()
     }
 
+    /// Length of the last whole-file read (0 after a failed one).
+    pub fn last_len(&self) -> usize {
+        self.len
+    }
+
     /// Number of files kept open by [`Reader::read_cached`].
     pub fn cached_files(&self) -> usize {
         self.open.len()
     }
 }
 
-/// Read `file` from offset 0 to EOF into `buf` (cleared first) with positional reads.
-fn read_all_at(file: &File, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    buf.clear();
+/// Read from offset 0 to EOF into `buf` with `read(buf, offset)`, growing `buf` only when
+/// it is nearly full; gives the number of bytes read.
+fn fill(
+    buf: &mut Vec<u8>,
+    mut read: impl FnMut(&mut [u8], u64) -> std::io::Result<usize>,
+) -> std::io::Result<usize> {
     let mut len = 0usize;
     loop {
         if buf.len() < len + 4096 {
-            let grow = buf.capacity().max(INITIAL_CAPACITY);
-            buf.resize(len + grow, 0);
+            let grown = (buf.len() * 2).max(INITIAL_CAPACITY);
+            buf.resize(grown, 0);
         }
-        match file.read_at(&mut buf[len..], len as u64) {
-            Ok(0) => break,
+        match read(&mut buf[len..], len as u64) {
+            Ok(0) => return Ok(len),
             Ok(n) => len += n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => {
-                buf.clear();
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         }
     }
-    buf.truncate(len);
-    Ok(())
 }
 
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
