@@ -154,10 +154,82 @@ pub fn rates(prev: &Sample, cur: &Sample, out: &mut Vec<Metric>) {
     }
 }
 
+/// Byte-slice helpers shared by the parsers: no allocation, no panics on any input.
+pub mod text {
+    /// Whitespace-separated fields of `line`.
+    pub fn fields(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+        line.split(|b| b.is_ascii_whitespace())
+            .filter(|f| !f.is_empty())
+    }
+
+    /// Lines of `bytes` without their newline.
+    pub fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+        bytes.split(|&b| b == b'\n')
+    }
+
+    /// A decimal unsigned integer; `None` on anything else or on overflow.
+    pub fn parse_u64(field: &[u8]) -> Option<u64> {
+        if field.is_empty() {
+            return None;
+        }
+        let mut v: u64 = 0;
+        for &b in field {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        }
+        Some(v)
+    }
+
+    /// A finite decimal floating-point number.
+    pub fn parse_f64(field: &[u8]) -> Option<f64> {
+        let v: f64 = std::str::from_utf8(field).ok()?.parse().ok()?;
+        v.is_finite().then_some(v)
+    }
+
+    /// Bytes as text for names (interface or device names are ASCII in practice).
+    pub fn name(field: &[u8]) -> Option<&str> {
+        std::str::from_utf8(field).ok().filter(|s| !s.is_empty())
+    }
+
+    /// Is `name` safe to join under a /sys directory (one path component)?
+    pub fn is_path_component(name: &str) -> bool {
+        !name.is_empty()
+            && name != "."
+            && name != ".."
+            && !name.contains('/')
+            && !name.contains('\0')
+    }
+}
+
+/// Is `p` a directory (following links)? Decides whether /sys can answer questions.
+pub(crate) fn is_dir(p: &std::path::Path) -> bool {
+    std::fs::metadata(p).map(|m| m.is_dir()).unwrap_or(false)
+}
+
 /// Counter difference that refuses to go backwards: a reset or wrap gives `None`
 /// (the interval is skipped and the next sample is the new baseline).
 pub fn delta(prev: u64, cur: u64) -> Option<u64> {
     cur.checked_sub(prev)
+}
+
+/// `count / dt`, only for a positive, finite interval and a finite result.
+pub fn per_second(count: f64, dt: f64) -> Option<f64> {
+    if !(dt > 0.0 && dt.is_finite()) {
+        return None;
+    }
+    let v = count / dt;
+    v.is_finite().then_some(v)
+}
+
+/// `part / whole`, or `0` when `whole` is zero (e.g. ms per read when nothing was read).
+pub fn ratio_or_zero(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 && part.is_finite() && whole.is_finite() {
+        part / whole
+    } else {
+        0.0
+    }
 }
 
 /// `100 * part / whole`, clamped to [0, 100]; `None` when `whole` is zero.
