@@ -286,6 +286,11 @@ def gen_mounts(out, proc):
     text = "\n".join(lines) + "\n"
     for who in ("self", "1"):
         write(os.path.join(proc, who, "mountinfo"), text)
+        # Like the kernel's magic link: with proc_root elsewhere, the agent reaches the
+        # host's mount points through proc_root/1/root.
+        root_link = os.path.join(proc, who, "root")
+        if not os.path.lexists(root_link):
+            os.symlink("/", root_link)
     fs = ["nodev\tsysfs", "nodev\ttmpfs", "nodev\tproc", "nodev\tcgroup2", "nodev\tdevtmpfs",
           "nodev\toverlay", "nodev\tnfs4", "nodev\tfuse", "\text4", "\txfs", "\tfuseblk"]
     write(os.path.join(proc, "filesystems"), "\n".join(fs) + "\n")
