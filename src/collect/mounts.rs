@@ -120,8 +120,10 @@ pub struct MountSample {
 
 /// Read the mount table and statvfs every selected mount once.
 ///
-/// With the default `proc_root` (/proc) the table is /proc/self/mountinfo and mount points
-/// are queried as written. With another `proc_root` (a container given the host's /proc as
+/// With the default `proc_root` (/proc) the table is /proc/1/mountinfo (else
+/// /proc/self/mountinfo) and mount points are queried as written: under systemd's
+/// `ProtectSystem=strict` our own view shows every file system read-only, while pid 1's
+/// view (readable without privileges) has the host's real `rw`/`ro` state. With another `proc_root` (a container given the host's /proc as
 /// /host/proc) the table is `proc_root/1/mountinfo` (else `proc_root/self/mountinfo`) and
 /// each mount point is queried under that process's root, `proc_root/1/root/<mount point>`,
 /// because the paths are relative to pid 1's root, not ours.
@@ -137,14 +139,12 @@ pub fn read(r: &mut Reader, s: &Settings) -> Option<MountSample> {
 }
 
 fn read_table(r: &mut Reader, proc_root: &Path) -> Option<(Vec<MountEntry>, Option<PathBuf>)> {
-    if proc_root == Path::new("/proc") {
-        let bytes = r.read_or_log(&proc_root.join("self/mountinfo"))?;
-        return Some((parse_mountinfo(bytes), None));
-    }
+    let own_proc = proc_root == Path::new("/proc");
     for pid in ["1", "self"] {
         let dir = proc_root.join(pid);
         if let Ok(bytes) = r.read(&dir.join("mountinfo")) {
-            return Some((parse_mountinfo(bytes), Some(dir.join("root"))));
+            let prefix = (!own_proc).then(|| dir.join("root"));
+            return Some((parse_mountinfo(bytes), prefix));
         }
     }
     log::debug!(
