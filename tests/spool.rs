@@ -344,6 +344,9 @@ fn kill_9_during_spooling_leaves_a_readable_spool() {
     check_records(&recs);
 }
 
+/// Room for a couple of one-second reports (a few KiB each), not for five.
+const FSIZE_LIMIT: u64 = 6 * 1024;
+
 #[test]
 fn a_file_size_limit_degrades_to_memory_without_dying() {
     use std::os::unix::process::CommandExt;
@@ -355,8 +358,12 @@ fn a_file_size_limit_degrades_to_memory_without_dying() {
     // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
-            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_FSIZE, 2048, 2048)
-                .map_err(std::io::Error::from)
+            nix::sys::resource::setrlimit(
+                nix::sys::resource::Resource::RLIMIT_FSIZE,
+                FSIZE_LIMIT,
+                FSIZE_LIMIT,
+            )
+            .map_err(std::io::Error::from)
         });
     }
     let mut child = cmd.spawn().unwrap();
@@ -377,6 +384,6 @@ fn a_file_size_limit_degrades_to_memory_without_dying() {
     assert!(!recs.is_empty());
     check_records(&recs);
     for seg in segments(&dir.join("state/spool")) {
-        assert!(std::fs::metadata(seg).unwrap().len() <= 2048);
+        assert!(std::fs::metadata(seg).unwrap().len() <= FSIZE_LIMIT);
     }
 }
