@@ -3,7 +3,7 @@
 //! finite metrics when fed through gauges/rates.
 #![no_main]
 
-use cloudeye_agent::collect::{cpu, diskstats, load, memory, net, tcp};
+use cloudeye_agent::collect::{cpu, diskstats, load, memory, mounts, net, procs, tcp};
 use cloudeye_agent::metric::Metric;
 use libfuzzer_sys::fuzz_target;
 
@@ -19,7 +19,7 @@ fn check(out: &[Metric]) {
 fuzz_target!(|data: &[u8]| {
     let Some((&which, input)) = data.split_first() else { return };
     let mut out = Vec::new();
-    match which % 7 {
+    match which % 10 {
         0 => {
             if let Ok(s) = cpu::parse_stat(input) {
                 cpu::rates(&cpu::CpuSample::default(), &s, &mut out);
@@ -60,6 +60,16 @@ fuzz_target!(|data: &[u8]| {
                 let b = tcp::TcpSample { states: None, snmp: Some(s) };
                 tcp::rates(&a, &b, &mut out);
             }
+        }
+        7 => {
+            let _ = mounts::parse_nodev_filesystems(input);
+            let _ = mounts::parse_mountinfo(input);
+            let _ = mounts::unescape(input);
+        }
+        8 => {
+            let _ = procs::parse_stat(input);
+            let _ = procs::parse_statm_resident(input);
+            let _ = procs::parse_mem_total(input);
         }
         _ => {
             if let Ok(s) = diskstats::parse_diskstats(input) {
