@@ -232,8 +232,8 @@ impl Spool {
             tail: None,
             dropped: 0,
         };
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            log::warn!("spool: cannot create {}: {e}", dir.display());
+        if let Err(e) = crate::state::create_private_dir(dir) {
+            log::warn!("spool: {e}");
             return spool;
         }
         spool.load();
@@ -388,7 +388,7 @@ impl Spool {
         while self.disk_bytes() + len > self.max_bytes && !self.segments.is_empty() {
             self.drop_oldest_segment();
         }
-        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io_at("create", &self.dir, &e))?;
+        crate::state::create_private_dir(&self.dir)?;
         let segment_limit = (self.max_bytes / 8).clamp(1, MAX_SEGMENT_BYTES);
         let fits_tail = self
             .segments

@@ -27,7 +27,7 @@ pub struct Lock {
 impl Lock {
     /// Take the lock without waiting; a holder elsewhere is an error naming the file.
     pub fn acquire(state_dir: &Path) -> Result<Lock> {
-        std::fs::create_dir_all(state_dir).map_err(|e| Error::io_at("create", state_dir, &e))?;
+        create_private_dir(state_dir)?;
         let path = state_dir.join(LOCK_FILE);
         let file = OpenOptions::new()
             .read(true)
@@ -120,6 +120,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         Error::io_at("write", path, &e)
     })
+}
+
+/// Create `dir` (and its parents) readable by the agent's user only: the spool and the
+/// saved state describe the host.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io_at("create", dir, &e))
 }
 
 #[cfg(test)]

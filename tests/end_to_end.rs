@@ -98,6 +98,13 @@ fn once_gets_temporary_credentials_signs_and_is_accepted() {
         assert!(auth.contains("x-security-token"), "{auth}");
     }
     assert!(cloud.metadata_requests("/meta-data/latest/api/token") >= 1);
+    // the state directory (spool, saved sample) is private to the agent's user
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.join("state"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
     // secrets never reach the log, even at debug level
     for i in &issued {
         assert!(!stderr.contains(&i.secret), "SK leaked into the log");
