@@ -108,6 +108,11 @@ impl Schedule {
         }
     }
 
+    /// Will the collection due at `self.next_collect` close a report interval?
+    fn closes_report(&self) -> bool {
+        self.next_collect >= self.next_report
+    }
+
     /// A collection due at `self.next_collect` ran at `now`; is a report due with it?
     fn collected(&mut self, now: u64) -> bool {
         let tick = self.next_collect;
@@ -153,6 +158,8 @@ pub struct Agent<H: Host, S: Source, K: Sink> {
     /// Used until the sink has learned the server clock offset (`once` saves it).
     offset_hint_ms: i64,
     observer: Option<Observer>,
+    /// The interval's latest sample was a light one (no socket tables, processes, mounts).
+    last_sample_light: bool,
 }
 
 impl<H: Host, S: Source, K: Sink> Agent<H, S, K> {
@@ -173,6 +180,7 @@ impl<H: Host, S: Source, K: Sink> Agent<H, S, K> {
             dropped: 0,
             offset_hint_ms: 0,
             observer: None,
+            last_sample_light: false,
         }
     }
 
@@ -243,7 +251,12 @@ impl<H: Host, S: Source, K: Sink> Agent<H, S, K> {
             }
             let now = self.host.mono_ns();
             if now >= sched.next_collect {
-                let sample = self.source.sample(now, self.host.wall_ms());
+                self.last_sample_light = !sched.closes_report();
+                let sample = if self.last_sample_light {
+                    self.source.sample_light(now, self.host.wall_ms())
+                } else {
+                    self.source.sample(now, self.host.wall_ms())
+                };
                 interval.add(&self.source, sample);
                 if sched.collected(now) {
                     self.report(&mut interval);
@@ -523,6 +536,11 @@ impl<H: Host, S: Source, K: Sink> Agent<H, S, K> {
             STOP_BUDGET.as_secs()
         );
         let deadline = self.host.mono_ns() + STOP_BUDGET.as_nanos() as u64;
+        if interval.has_samples() && self.last_sample_light {
+            // The partial interval ends now, with a full sample so that it has rates.
+            let last = self.source.sample(self.host.mono_ns(), self.host.wall_ms());
+            interval.add(&self.source, last);
+        }
         self.report(interval);
         let now = self.host.mono_ns();
         self.backlog.flush_memory(now);

@@ -153,9 +153,14 @@ impl Host for Clock {
 /// a multiple of 3; `test_rate` = seconds between the two samples.
 struct TestSource {
     samples: Rc<RefCell<Vec<u64>>>,
+    light: Rc<RefCell<Vec<u64>>>,
 }
 
 impl Source for TestSource {
+    fn sample_light(&mut self, mono_ns: u64, wall_ms: i64) -> Sample {
+        self.light.borrow_mut().push(mono_ns);
+        self.sample(mono_ns, wall_ms)
+    }
     fn sample(&mut self, mono_ns: u64, wall_ms: i64) -> Sample {
         self.samples.borrow_mut().push(mono_ns);
         Sample {
@@ -318,6 +323,7 @@ struct World {
     clock: Clock,
     collected: Rc<RefCell<Vec<Point>>>,
     samples: Rc<RefCell<Vec<u64>>>,
+    light: Rc<RefCell<Vec<u64>>>,
     dir: PathBuf,
 }
 
@@ -327,6 +333,7 @@ impl World {
             clock: Clock::new(),
             collected: Rc::new(RefCell::new(Vec::new())),
             samples: Rc::new(RefCell::new(Vec::new())),
+            light: Rc::new(RefCell::new(Vec::new())),
             dir: common::temp_dir(name),
         }
     }
@@ -351,6 +358,7 @@ impl World {
         };
         let source = TestSource {
             samples: self.samples.clone(),
+            light: self.light.clone(),
         };
         let mut agent = Agent::new(config, self.clock.clone(), source, sink);
         let collected = self.collected.clone();
@@ -380,6 +388,27 @@ impl World {
 }
 
 // ---------------------------------------------------------------- scenarios
+
+/// Between reports the loop takes light samples (no socket tables, processes, mounts);
+/// the sample that closes a report, and the one at stop, are full.
+#[test]
+fn only_the_samples_closing_a_report_are_full() {
+    let w = World::new("light");
+    w.clock.at(125.5, Event::Stop);
+    let mut agent = w.agent(w.config(10, 60), Box::new(|_, _| ok()));
+    agent.run().unwrap();
+    let all = w.samples.borrow().clone();
+    let light = w.light.borrow().clone();
+    let full: Vec<u64> = all.iter().filter(|t| !light.contains(t)).copied().collect();
+    // jitter 0: baseline at 0 s, first report at the first tick (10 s), then every 60 s
+    // (70 s); collections every 10 s up to 120 s; the stop at 125.5 s adds a full one.
+    let secs = |v: &[u64]| v.iter().map(|t| (t - T0) as f64 / 1e9).collect::<Vec<_>>();
+    assert_eq!(secs(&full), vec![0.0, 10.0, 70.0, 125.5]);
+    assert_eq!(
+        secs(&light),
+        vec![20.0, 30.0, 40.0, 50.0, 60.0, 80.0, 90.0, 100.0, 110.0, 120.0]
+    );
+}
 
 #[test]
 fn gauges_are_averaged_and_rates_span_the_interval() {
@@ -522,7 +551,9 @@ fn slow_responses_beyond_the_timeout_keep_the_collection_cadence() {
     });
     let mut agent = w.agent(w.config(15, 30), script);
     agent.run().unwrap();
-    let samples = w.samples.borrow().clone();
+    let mut samples = w.samples.borrow().clone();
+    // the stop at 600.5 s closes the partial interval with one more (full) sample
+    assert_eq!(samples.pop(), Some(T0 + 600 * NS + NS / 2));
     // baseline at 0 s, then ticks every 15 s: 15, 30, ... 600 s = 40 ticks + baseline
     assert_eq!(samples.len(), 41, "samples at {samples:?}");
     for (k, &t) in samples.iter().enumerate() {
@@ -658,14 +689,15 @@ fn stop_reports_the_partial_interval_within_five_seconds() {
     w.clock.at(30.5, Event::Stop);
     let mut agent = w.agent(w.config(1, 60), Box::new(|_, _| ok()));
     agent.run().unwrap();
-    // reports: first tick (1 s), then the partial one at stop covering 1 s .. 30 s
+    // reports: first tick (1 s), then the partial one at stop covering 1 s .. 30.5 s
+    // (the stop takes a full sample, so the partial interval has its rates)
     let bodies = &agent.sink().delivered;
     assert_eq!(bodies.len(), 2);
     let rate = items_of(&bodies[1])
         .into_iter()
         .find(|i| i["metric"]["metric_name"] == "test_rate")
         .unwrap();
-    assert_eq!(rate["value"].as_f64(), Some(29.0)); // 30 s - 1 s
+    assert_eq!(rate["value"].as_f64(), Some(29.5)); // 30.5 s - 1 s
     assert!(w.clock.secs() - 30.5 <= 5.0);
     w.assert_all_delivered_once(bodies);
 }

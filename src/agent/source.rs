@@ -9,6 +9,11 @@ pub trait Source {
     /// Take a sample at host time (`mono_ns`, `wall_ms`). The real collectors stamp the
     /// sample themselves with the same clocks, at the moment they read.
     fn sample(&mut self, mono_ns: u64, wall_ms: i64) -> Sample;
+    /// A sample taken between reports: only the gauges averaged over the interval are
+    /// needed (rates use the interval's first and last samples, which are full ones).
+    fn sample_light(&mut self, mono_ns: u64, wall_ms: i64) -> Sample {
+        self.sample(mono_ns, wall_ms)
+    }
     fn gauges(&self, sample: &Sample, out: &mut Vec<Metric>);
     fn rates(&self, prev: &Sample, cur: &Sample, out: &mut Vec<Metric>);
     /// Apply a reloaded configuration.
@@ -27,6 +32,10 @@ impl Collectors {
 impl Source for Collectors {
     fn sample(&mut self, _mono_ns: u64, _wall_ms: i64) -> Sample {
         self.0.sample()
+    }
+
+    fn sample_light(&mut self, _mono_ns: u64, _wall_ms: i64) -> Sample {
+        self.0.sample_light()
     }
 
     fn gauges(&self, sample: &Sample, out: &mut Vec<Metric>) {

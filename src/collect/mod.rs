@@ -108,6 +108,26 @@ impl Collector {
             procs: procs::read(r, s),
         }
     }
+
+    /// The sample `run` takes between two reports: only what is averaged over the
+    /// interval and cheap to read (CPU count, load, memory; three kept-open files).
+    ///
+    /// Rates need only the interval's first and last samples, which are full ones; and
+    /// the socket tables, the process scan and statvfs, which cost most of a cycle (the
+    /// kernel walks its whole TCP hash table for /proc/net/tcp however few sockets there
+    /// are), are read once per report, in its closing sample.
+    pub fn sample_light(&mut self) -> Sample {
+        let s = &self.settings;
+        let r = &mut self.reader;
+        Sample {
+            mono_ns: crate::clock::boottime_ns(),
+            wall_ms: crate::clock::wall_ms(),
+            cpu: cpu::read(r, s),
+            load: load::read(r, s),
+            memory: memory::read(r, s),
+            ..Sample::default()
+        }
+    }
 }
 
 /// Metrics that describe one instant (memory, load, usage, counts).
