@@ -255,7 +255,9 @@ def cmd_summary(args):
                  run.get("cpu_ms"), run.get("rss_growth_kb")))
     else:
         print("%-34s n/a (%s)" % ("run (1 s cycles)", run.get("stderr", "not measured")))
-    for section, label in [("cycle_host", "cycle (this host)"), ("cycle_large", "cycle (large host)")]:
+    for section, label in [("cycle_host", "cycle (this host)"),
+                           ("cycle_host_light", "light cycle between reports"),
+                           ("cycle_large", "cycle (large host)")]:
         kv = rows.get(section)
         if not kv:
             print("%-34s n/a" % label)
@@ -265,6 +267,12 @@ def cmd_summary(args):
               % (label, kv.get("cpu_us_per_cycle"), kv.get("wall_us_per_cycle"),
                  kv.get("allocs_per_cycle"), kv.get("alloc_bytes_per_cycle"),
                  kv.get("metrics"), kv.get("rss_growth_kb")))
+    full = num(rows, "cycle_host", "cpu_us_per_cycle")
+    light = num(rows, "cycle_host_light", "cpu_us_per_cycle")
+    if full is not None and light is not None:
+        # `run` with the defaults: 6 collections per 60 s report, the last one full.
+        print("%-34s %.1f us CPU per collection (5 light + 1 full per 60 s report)"
+              % ("run at 10 s / 60 s, collection", (5 * light + full) / 6))
     ne = rows.get("node_exporter")
     if not ne or "cpu_ms_per_scrape" not in ne:
         print("%-34s n/a" % "node_exporter")

@@ -99,6 +99,8 @@ step "collection cycle in process (cargo bench --bench cycle)"
 if $CARGO bench --quiet --bench cycle --no-run 2>"$WORK/bench-build.log"; then
     line=$($CARGO bench --quiet --bench cycle -- --cycles "$CYCLES" --label host 2>/dev/null | grep '^cycle ')
     record cycle_host "${line#cycle }"
+    line=$($CARGO bench --quiet --bench cycle -- --cycles "$CYCLES" --label host-light --light 2>/dev/null | grep '^cycle ')
+    record cycle_host_light "${line#cycle }"
     line=$($CARGO bench --quiet --bench cycle -- --cycles "$LARGE_CYCLES" --label large \
         --root "$WORK/large" --processes 'nginx,worker-1*,*--id 99*,we (ird) x,sshd' 2>/dev/null | grep '^cycle ')
     record cycle_large "${line#cycle }"

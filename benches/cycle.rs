@@ -44,6 +44,8 @@ struct Args {
     root: Option<PathBuf>,
     label: String,
     processes: Vec<String>,
+    /// Measure the light sample `run` takes between reports instead of a full cycle.
+    light: bool,
 }
 
 fn parse_args() -> Args {
@@ -52,6 +54,7 @@ fn parse_args() -> Args {
         root: None,
         label: "host".to_string(),
         processes: Vec::new(),
+        light: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -59,6 +62,7 @@ fn parse_args() -> Args {
             "--cycles" => a.cycles = it.next().and_then(|v| v.parse().ok()).unwrap_or(300),
             "--root" => a.root = it.next().map(PathBuf::from),
             "--label" => a.label = it.next().unwrap_or_default(),
+            "--light" => a.light = true,
             "--processes" => {
                 a.processes = it
                     .next()
@@ -124,9 +128,15 @@ fn main() {
     let wall0 = Instant::now();
     for i in 1..=args.cycles {
         out.clear();
-        let cur = collector.sample();
+        let cur = if args.light {
+            collector.sample_light()
+        } else {
+            collector.sample()
+        };
         collect::gauges(&cur, &mut out);
-        collect::rates(&prev, &cur, &mut out);
+        if !args.light {
+            collect::rates(&prev, &cur, &mut out);
+        }
         metrics = out.len();
         prev = cur;
         if i == 50 {
