@@ -805,7 +805,7 @@ fn unusable_spool_directory_falls_back_to_memory_then_recovers() {
 #[test]
 fn once_reports_rates_since_the_saved_state_and_spools_failures() {
     let w = World::new("once");
-    let proc_root = fixture_proc_root(&w.dir);
+    let proc_root = common::minimal_proc_root(&w.dir);
     let mut config = w.config(10, 60);
     config.proc_root = proc_root;
     // first run: no state, two samples 1 s apart; Cloud Eye down: the batch is spooled
@@ -835,28 +835,6 @@ fn once_reports_rates_since_the_saved_state_and_spools_failures() {
 
 // ---------------------------------------------------------------- the real binary
 
-fn fixture_proc_root(dir: &Path) -> PathBuf {
-    let root = dir.join("proc");
-    std::fs::create_dir_all(root.join("sys/kernel/random")).unwrap();
-    std::fs::write(
-        root.join("stat"),
-        "cpu  100 0 50 1000 10 0 5 0 0 0\ncpu0 100 0 50 1000 10 0 5 0 0 0\n",
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("meminfo"),
-        "MemTotal: 2048000 kB\nMemFree: 1024000 kB\nMemAvailable: 1536000 kB\nBuffers: 1000 kB\nCached: 20000 kB\n",
-    )
-    .unwrap();
-    std::fs::write(root.join("loadavg"), "0.10 0.20 0.30 1/100 1234\n").unwrap();
-    std::fs::write(
-        root.join("sys/kernel/random/boot_id"),
-        "6b1f7c4e-0000-4000-8000-000000000001\n",
-    )
-    .unwrap();
-    root
-}
-
 /// A loopback port nothing listens on: connections are refused at once.
 fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -864,7 +842,7 @@ fn closed_port() -> u16 {
 }
 
 fn write_config(dir: &Path, endpoint: &str, extra: &str) -> PathBuf {
-    let proc_root = fixture_proc_root(dir);
+    let proc_root = common::minimal_proc_root(dir);
     let path = dir.join("config.json");
     let text = format!(
         r#"{{"endpoint":"{endpoint}","region":"r1","project_id":"p1","instance_id":"{INSTANCE}",
@@ -885,13 +863,7 @@ fn write_config(dir: &Path, endpoint: &str, extra: &str) -> PathBuf {
 fn second_instance_exits_at_once_naming_the_lock() {
     let dir = common::temp_dir("lock2");
     let cfg = write_config(&dir, &format!("http://127.0.0.1:{}", closed_port()), "");
-    let mut first = common::agent_command()
-        .arg("--config")
-        .arg(&cfg)
-        .arg("run")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = common::spawn_run(&cfg);
     let lock = dir.join("state/lock");
     // wait until the first one holds the lock (it creates the spool dir after locking)
     for _ in 0..100 {
@@ -918,11 +890,7 @@ fn second_instance_exits_at_once_naming_the_lock() {
         "{err}"
     );
     // SIGTERM: clean exit 0
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(first.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    common::sigterm(&first);
     let status = first.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }
@@ -931,20 +899,10 @@ fn second_instance_exits_at_once_naming_the_lock() {
 fn sigterm_exits_zero_within_the_stop_budget() {
     let dir = common::temp_dir("term");
     let cfg = write_config(&dir, &format!("http://127.0.0.1:{}", closed_port()), "");
-    let mut child = common::agent_command()
-        .arg("--config")
-        .arg(&cfg)
-        .arg("run")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn_run(&cfg);
     std::thread::sleep(Duration::from_millis(2500));
     let t = std::time::Instant::now();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    common::sigterm(&child);
     let status = child.wait().unwrap();
     // 5 s delivery budget plus at most one 1 s sleep slice
     assert!(

@@ -9,31 +9,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-fn fixture_proc_root(dir: &Path) -> PathBuf {
-    let root = dir.join("proc");
-    std::fs::create_dir_all(root.join("sys/kernel/random")).unwrap();
-    std::fs::write(
-        root.join("stat"),
-        "cpu  100 0 50 1000 10 0 5 0 0 0\ncpu0 100 0 50 1000 10 0 5 0 0 0\n",
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("meminfo"),
-        "MemTotal: 2048000 kB\nMemFree: 1024000 kB\nMemAvailable: 1536000 kB\nBuffers: 1000 kB\nCached: 20000 kB\n",
-    )
-    .unwrap();
-    std::fs::write(root.join("loadavg"), "0.10 0.20 0.30 1/100 1234\n").unwrap();
-    std::fs::write(
-        root.join("sys/kernel/random/boot_id"),
-        "6b1f7c4e-0000-4000-8000-000000000001\n",
-    )
-    .unwrap();
-    root
-}
-
 /// A config file using the metadata service for credentials and identity.
 fn write_config(dir: &Path, cloud: &FakeCloud, extra: &str) -> PathBuf {
-    let proc_root = fixture_proc_root(dir);
+    let proc_root = common::minimal_proc_root(dir);
     let path = dir.join("config.json");
     let text = format!(
         r#"{{"metadata_url":"{}","endpoint":"{}",
@@ -162,13 +140,7 @@ fn run_survives_an_outage_and_delivers_every_interval() {
     }
     let dir = common::temp_dir("e2e-run");
     let cfg = write_config(&dir, &cloud, "");
-    let mut child = common::agent_command()
-        .arg("--config")
-        .arg(&cfg)
-        .arg("run")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn_run(&cfg);
     let deadline = Instant::now() + Duration::from_secs(40);
     // wait for the script to be used up and then a few good reports
     while Instant::now() < deadline {
@@ -178,11 +150,7 @@ fn run_survives_an_outage_and_delivers_every_interval() {
         }
     }
     std::thread::sleep(Duration::from_secs(2));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    common::sigterm(&child);
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert!(
         cloud.state().ces_script.is_empty(),

@@ -300,13 +300,7 @@ fn kill_9_during_spooling_leaves_a_readable_spool() {
     let spool_dir = dir.join("state/spool");
     let mut total = 0;
     for (round, ms) in [2300u64, 1700, 2900].into_iter().enumerate() {
-        let mut child = common::agent_command()
-            .arg("--config")
-            .arg(&cfg)
-            .arg("run")
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = common::spawn_run(&cfg);
         std::thread::sleep(Duration::from_millis(ms));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -369,11 +363,7 @@ fn a_file_size_limit_degrades_to_memory_without_dying() {
     let mut child = cmd.spawn().unwrap();
     std::thread::sleep(Duration::from_millis(5500));
     assert!(child.try_wait().unwrap().is_none(), "the agent died");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    common::sigterm(&child);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
