@@ -209,11 +209,15 @@ fn hex_digit(b: u8) -> Option<u8> {
 }
 
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
-    // HMAC accepts keys of any length, so new_from_slice cannot fail.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC takes any key length"),
-    };
+    // RFC 2104: a key longer than the 64-byte block is hashed, a shorter one zero-padded.
+    // Doing that here gives a block-sized key, which the infallible constructor takes.
+    let mut block = [0u8; 64];
+    if key.len() > block.len() {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new(&block.into());
     mac.update(data);
     mac.finalize().into_bytes().into()
 }
@@ -241,6 +245,23 @@ pub fn sdk_date(unix_ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // case 2: a short key
+        assert_eq!(
+            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // case 6: a 131-byte key, longer than the block, is hashed first
+        assert_eq!(
+            hex(&hmac_sha256(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
 
     #[test]
     fn escape_rules() {
