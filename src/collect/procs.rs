@@ -4,8 +4,10 @@
 //! Everything comes from ONE pass over `proc_root/[0-9]*`. Every pid costs one read of
 //! `stat` (state, comm, CPU ticks, start time); `cmdline` is read only when a pattern is
 //! still unmatched by comm and the pid is not a kernel thread; `statm` and `fd/` only for
-//! pids that matched. Path, comm and cmdline buffers are reused: apart from the directory
-//! entry std allocates, a pid that does not match costs no allocation.
+//! pids that matched. proc_root is opened once per scan and the per-pid files are opened
+//! relative to it (`openat`), so the kernel does not walk proc_root's path for each file;
+//! the relative path, comm and cmdline buffers are reused and the directory is listed
+//! with getdents, so a pid that does not match costs no allocation.
 //!
 //! Pattern rule (documented in docs/notes-collect-b.md): a pattern containing `*`, `?` or
 //! `[` is a glob that must match the whole comm or the whole cmdline (arguments joined by
@@ -15,9 +17,12 @@
 use super::{reader::Reader, Settings};
 use crate::glob;
 use crate::metric::Metric;
+use nix::dir::Dir;
+use nix::fcntl::{open, OFlag};
+use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::CStr;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 /// Cloud Eye refuses dimension values longer than this.
@@ -245,17 +250,23 @@ pub fn scan(
     patterns: &[String],
     facts: HostFacts,
 ) -> Option<ProcSample> {
-    let dir = match std::fs::read_dir(proc_root) {
-        Ok(d) => d,
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    // One descriptor to open the per-pid files relative to, and a duplicate to list the
+    // directory with (the listing borrows its descriptor mutably).
+    let opened = open(proc_root, flags, Mode::empty())
+        .map_err(std::io::Error::from)
+        .and_then(|fd| Ok((fd.try_clone()?, fd)))
+        .and_then(|(fd, dup)| Ok((fd, Dir::from_fd(dup)?)));
+    let (root, mut dir) = match opened {
+        Ok(x) => x,
         Err(e) => {
             log::debug!("cannot list {}: {e}", proc_root.display());
             return None;
         }
     };
-    let mut scanner = Scanner::new(proc_root, patterns, facts);
-    for entry in dir.flatten() {
-        let name = entry.file_name();
-        let name = name.as_bytes();
+    let mut scanner = Scanner::new(root, proc_root, patterns, facts);
+    for entry in dir.iter().flatten() {
+        let name = entry.file_name().to_bytes();
         if name.is_empty() || !name.iter().all(u8::is_ascii_digit) {
             continue;
         }
@@ -268,10 +279,12 @@ pub fn scan(
 }
 
 /// The state of one scan: reused buffers and running totals.
-struct Scanner {
-    /// `proc_root/` followed by the current pid and file; truncated back for each use.
-    path: Vec<u8>,
-    root_len: usize,
+struct Scanner<'a> {
+    /// `proc_root`, open as a directory: per-pid files are opened relative to it.
+    root: OwnedFd,
+    root_path: &'a Path,
+    /// `<pid>/<file>` and a NUL, rewritten for each file.
+    rel: RelPath,
     comm: Vec<u8>,
     cmdline: Vec<u8>,
     matched: Vec<bool>,
@@ -282,17 +295,34 @@ struct Scanner {
     fd_unreadable: Vec<u64>,
 }
 
-/// Point the reused buffer at `proc_root/<pid>/<file>` without allocating.
-fn pid_path<'b>(buf: &'b mut Vec<u8>, root_len: usize, pid: &[u8], file: &str) -> &'b Path {
-    buf.truncate(root_len);
-    buf.extend_from_slice(pid);
-    buf.push(b'/');
-    buf.extend_from_slice(file.as_bytes());
-    Path::new(OsStr::from_bytes(buf))
+/// A path relative to proc_root, `<pid>/<file>`, built in place without allocating.
+struct RelPath {
+    buf: [u8; 40],
 }
 
-impl Scanner {
-    fn new(proc_root: &Path, patterns: &[String], facts: HostFacts) -> Scanner {
+impl RelPath {
+    /// `<pid>/<file>` as a C string; `None` if it does not fit (a pid name has at most
+    /// 20 digits, the longest file name is 7 bytes, so it always fits).
+    fn get(&mut self, pid: &[u8], file: &[u8]) -> Option<&CStr> {
+        let n = pid.len() + 1 + file.len();
+        if n >= self.buf.len() {
+            return None;
+        }
+        self.buf[..pid.len()].copy_from_slice(pid);
+        self.buf[pid.len()] = b'/';
+        self.buf[pid.len() + 1..n].copy_from_slice(file);
+        self.buf[n] = 0;
+        CStr::from_bytes_with_nul(&self.buf[..=n]).ok()
+    }
+}
+
+impl<'a> Scanner<'a> {
+    fn new(
+        root: OwnedFd,
+        root_path: &'a Path,
+        patterns: &[String],
+        facts: HostFacts,
+    ) -> Scanner<'a> {
         // A repeated or empty pattern would only give duplicate or invalid series.
         let mut unique: Vec<Pattern> = Vec::with_capacity(patterns.len());
         for p in patterns.iter().filter(|p| !p.is_empty()) {
@@ -314,12 +344,10 @@ impl Scanner {
                 .collect(),
             ..ProcSample::default()
         };
-        let mut path = Vec::with_capacity(proc_root.as_os_str().len() + 32);
-        path.extend_from_slice(proc_root.as_os_str().as_bytes());
-        path.push(b'/');
         Scanner {
-            root_len: path.len(),
-            path,
+            root,
+            root_path,
+            rel: RelPath { buf: [0; 40] },
             comm: Vec::with_capacity(64),
             cmdline: Vec::with_capacity(4096),
             matched: vec![false; patterns.len()],
@@ -330,9 +358,14 @@ impl Scanner {
         }
     }
 
+    /// The content of `<pid>/<file>` under proc_root; `None` if it cannot be read.
+    fn read<'r>(&mut self, r: &'r mut Reader, pid: &[u8], file: &[u8]) -> Option<&'r [u8]> {
+        let rel = self.rel.get(pid, file)?;
+        r.read_in(&self.root, rel).ok()
+    }
+
     fn visit(&mut self, r: &mut Reader, pid: u32, name: &[u8]) {
-        let path = pid_path(&mut self.path, self.root_len, name, "stat");
-        let Ok(bytes) = r.read(path) else {
+        let Some(bytes) = self.read(r, name, b"stat") else {
             return; // exited since the directory was listed
         };
         self.sample.total += 1;
@@ -375,8 +408,7 @@ impl Scanner {
         if self.matched.iter().all(|&m| m) || flags & PF_KTHREAD != 0 {
             return;
         }
-        let path = pid_path(&mut self.path, self.root_len, name, "cmdline");
-        let Ok(bytes) = r.read(path) else {
+        let Some(bytes) = self.read(r, name, b"cmdline") else {
             return;
         };
         self.cmdline.clear();
@@ -389,13 +421,12 @@ impl Scanner {
 
     /// Add a matched pid's memory, fds and CPU baseline to every pattern it matched.
     fn account(&mut self, r: &mut Reader, pid: u32, name: &[u8], times: Option<(u64, u64)>) {
-        let statm = pid_path(&mut self.path, self.root_len, name, "statm");
-        let rss = r
-            .read(statm)
-            .ok()
+        let page_size = self.facts.page_size;
+        let rss = self
+            .read(r, name, b"statm")
             .and_then(parse_statm_resident)
-            .map_or(0, |pages| pages.saturating_mul(self.facts.page_size));
-        let fds = count_fds(pid_path(&mut self.path, self.root_len, name, "fd"));
+            .map_or(0, |pages| pages.saturating_mul(page_size));
+        let fds = self.count_fds(name);
         for (i, p) in self.sample.patterns.iter_mut().enumerate() {
             if !self.matched[i] {
                 continue;
@@ -412,6 +443,27 @@ impl Scanner {
         }
     }
 
+    /// Number of entries in `<pid>/fd`; `None` when it cannot be listed (another user's
+    /// process without CAP_SYS_PTRACE, or the process exited).
+    fn count_fds(&mut self, pid: &[u8]) -> Option<u64> {
+        let rel = self.rel.get(pid, b"fd")?;
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        match Dir::openat(&self.root, rel, flags, Mode::empty()) {
+            Ok(mut d) => {
+                let entries = d.iter().filter_map(Result::ok);
+                let n = entries
+                    .filter(|e| !matches!(e.file_name().to_bytes(), b"." | b".."))
+                    .count();
+                Some(n as u64)
+            }
+            Err(e) => {
+                let pid = String::from_utf8_lossy(pid);
+                log::debug!("cannot list {}/{pid}/fd: {e}", self.root_path.display());
+                None
+            }
+        }
+    }
+
     fn finish(mut self) -> ProcSample {
         for (p, unreadable) in self.sample.patterns.iter_mut().zip(&self.fd_unreadable) {
             if *unreadable > 0 && *unreadable == p.count {
@@ -420,18 +472,6 @@ impl Scanner {
             p.pids.sort_unstable_by_key(|t| t.pid);
         }
         self.sample
-    }
-}
-
-/// Number of entries in /proc/[pid]/fd; `None` when it cannot be listed (another user's
-/// process without CAP_SYS_PTRACE, or the process exited).
-fn count_fds(dir: &Path) -> Option<u64> {
-    match std::fs::read_dir(dir) {
-        Ok(d) => Some(d.filter(Result::is_ok).count() as u64),
-        Err(e) => {
-            log::debug!("cannot list {}: {e}", dir.display());
-            None
-        }
     }
 }
 

@@ -37,16 +37,7 @@ pub struct TcpStates {
 impl TcpStates {
     /// Count one line of /proc/net/tcp{,6}; the header and malformed lines are ignored.
     pub fn add_line(&mut self, line: &[u8]) {
-        let mut f = fields(line);
-        let (Some(sl), Some(_local), Some(_remote), Some(st)) =
-            (f.next(), f.next(), f.next(), f.next())
-        else {
-            return;
-        };
-        if sl.last() != Some(&b':') || parse_u64(&sl[..sl.len() - 1]).is_none() {
-            return;
-        }
-        let Some(state) = parse_hex_state(st) else {
+        let Some(state) = socket_state(line) else {
             return;
         };
         self.total += 1;
@@ -56,12 +47,44 @@ impl TcpStates {
     }
 }
 
+/// The state of a socket line: `<decimal>:`, the local and remote addresses, then the
+/// state in one or two hex digits. Called for every socket of a busy host, so the four
+/// fields are found by a plain scan and only the first one and the state are parsed.
+fn socket_state(line: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    let sl = next_field(line, &mut pos)?;
+    let (digits, colon) = sl.split_at(sl.len() - 1);
+    if colon != b":" || parse_u64(digits).is_none() {
+        return None;
+    }
+    next_field(line, &mut pos)?; // local address
+    next_field(line, &mut pos)?; // remote address
+    parse_hex_state(next_field(line, &mut pos)?)
+}
+
+/// The next non-empty whitespace-separated field of `line` from `*pos`, moving `*pos`
+/// past it.
+fn next_field<'l>(line: &'l [u8], pos: &mut usize) -> Option<&'l [u8]> {
+    let mut i = *pos;
+    while line.get(i).is_some_and(u8::is_ascii_whitespace) {
+        i += 1;
+    }
+    let start = i;
+    while line.get(i).is_some_and(|b| !b.is_ascii_whitespace()) {
+        i += 1;
+    }
+    *pos = i;
+    (i > start).then(|| &line[start..i])
+}
+
 fn parse_hex_state(field: &[u8]) -> Option<usize> {
     if field.is_empty() || field.len() > 2 {
         return None;
     }
-    let s = std::str::from_utf8(field).ok()?;
-    usize::from_str_radix(s, 16).ok()
+    field.iter().try_fold(0usize, |v, &b| {
+        let d = (b as char).to_digit(16)?;
+        Some(v * 16 + d as usize)
+    })
 }
 
 /// Count a whole /proc/net/tcp (or tcp6) already in memory; for tests and fuzzing, the
@@ -226,6 +249,13 @@ mod tests {
                 "{input:?}"
             );
         }
+        // Hex states in either case; a field of other hex-looking text is not a state.
+        assert_eq!(parse_hex_state(b"0a"), Some(10));
+        assert_eq!(parse_hex_state(b"0B"), Some(11));
+        assert_eq!(parse_hex_state(b"+1"), None);
+        assert_eq!(parse_hex_state(b""), None);
+        // Tabs and runs of spaces separate fields like single spaces.
+        assert_eq!(parse_tcp(b"\t7:\ta  b\t\t06").unwrap().by_state[6], 1);
         // Truncated mid-line after the state: still a socket.
         assert_eq!(
             parse_tcp(b"   0: 00000000:07E8 00000000:0000 0A 0000")
