@@ -14,6 +14,7 @@
 //! spaces); any other pattern matches a comm equal to it, or a cmdline containing it as a
 //! word: preceded by the start, a space or `/`, and followed by the end or a space.
 
+use super::text::parse_u64;
 use super::{reader::Reader, Settings};
 use crate::glob;
 use crate::metric::Metric;
@@ -122,13 +123,6 @@ pub fn parse_stat(bytes: &[u8]) -> Option<Stat<'_>> {
     })
 }
 
-fn parse_u64(w: &[u8]) -> Option<u64> {
-    if w.is_empty() || w.len() > 20 || !w.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(w).ok()?.parse().ok()
-}
-
 /// Resident pages: the second field of /proc/[pid]/statm.
 pub fn parse_statm_resident(bytes: &[u8]) -> Option<u64> {
     bytes
@@ -166,34 +160,52 @@ impl Pattern {
     }
 
     pub fn matches_comm(&self, comm: &[u8]) -> bool {
+        self.matches_comm_text(comm, std::str::from_utf8(comm).ok())
+    }
+
+    /// `cmdline` with NULs already turned to spaces and the trailing one removed.
+    pub fn matches_cmdline(&self, cmdline: &[u8]) -> bool {
+        self.matches_cmdline_text(cmdline, std::str::from_utf8(cmdline).ok())
+    }
+
+    /// [`Pattern::matches_comm`] with `comm` already checked as UTF-8 (`text`), so a
+    /// scan checks it once for all patterns.
+    fn matches_comm_text(&self, comm: &[u8], text: Option<&str>) -> bool {
         if self.is_glob {
-            std::str::from_utf8(comm).is_ok_and(|c| glob::matches(&self.text, c))
+            text.is_some_and(|c| glob::matches(&self.text, c))
         } else {
             comm == self.text.as_bytes()
         }
     }
 
-    /// `cmdline` with NULs already turned to spaces and the trailing one removed.
-    pub fn matches_cmdline(&self, cmdline: &[u8]) -> bool {
+    fn matches_cmdline_text(&self, cmdline: &[u8], text: Option<&str>) -> bool {
         if cmdline.is_empty() {
             return false;
         }
         if self.is_glob {
-            return std::str::from_utf8(cmdline).is_ok_and(|c| glob::matches(&self.text, c));
+            return text.is_some_and(|c| glob::matches(&self.text, c));
         }
         contains_word(cmdline, self.text.as_bytes())
     }
 }
 
+/// Does `word` occur in `hay` starting at the start, after a space or after a `/`, and
+/// ending at the end or before a space? Only those starts are tried.
 fn contains_word(hay: &[u8], word: &[u8]) -> bool {
-    if word.is_empty() || word.len() > hay.len() {
+    if word.is_empty() {
         return false;
     }
-    (0..=hay.len() - word.len()).any(|i| {
-        hay[i..].starts_with(word)
-            && (i == 0 || matches!(hay[i - 1], b' ' | b'/'))
-            && matches!(hay.get(i + word.len()), None | Some(b' '))
-    })
+    let mut i = 0;
+    loop {
+        let rest = &hay[i..];
+        if rest.starts_with(word) && matches!(rest.get(word.len()), None | Some(b' ')) {
+            return true;
+        }
+        match memchr::memchr2(b' ', b'/', rest) {
+            Some(k) => i += k + 1,
+            None => return false,
+        }
+    }
 }
 
 /// Turn a raw cmdline (NUL-separated arguments) into space-separated text in place.
@@ -402,8 +414,9 @@ impl<'a> Scanner<'a> {
     /// Fill `self.matched`; reads cmdline at most once, and only if comm left a pattern
     /// unmatched and the process is not a kernel thread.
     fn match_patterns(&mut self, r: &mut Reader, name: &[u8], flags: u64) {
+        let comm = std::str::from_utf8(&self.comm).ok();
         for (m, p) in self.matched.iter_mut().zip(&self.patterns) {
-            *m = p.matches_comm(&self.comm);
+            *m = p.matches_comm_text(&self.comm, comm);
         }
         if self.matched.iter().all(|&m| m) || flags & PF_KTHREAD != 0 {
             return;
@@ -414,8 +427,9 @@ impl<'a> Scanner<'a> {
         self.cmdline.clear();
         self.cmdline.extend_from_slice(bytes);
         cmdline_to_text(&mut self.cmdline);
+        let text = std::str::from_utf8(&self.cmdline).ok();
         for (m, p) in self.matched.iter_mut().zip(&self.patterns) {
-            *m = *m || p.matches_cmdline(&self.cmdline);
+            *m = *m || p.matches_cmdline_text(&self.cmdline, text);
         }
     }
 
@@ -540,5 +554,30 @@ pub fn rates(a: &ProcSample, b: &ProcSample, dt_secs: f64, out: &mut Vec<Metric>
             .sum();
         let pct = 100.0 * ticks as f64 / b.clk_tck as f64 / dt_secs;
         out.push(Metric::new("proc_cpu", "%", pct).with_dim("proc", cur.pattern.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_starts_only_at_start_space_or_slash() {
+        assert!(contains_word(b"ab", b"ab"));
+        assert!(contains_word(b"x ab", b"ab"));
+        assert!(contains_word(b"/usr/ab -c", b"ab"));
+        // "ab" inside "aab" is not a word; a later "ab" after '/' is.
+        assert!(!contains_word(b"aab", b"ab"));
+        assert!(contains_word(b"aab x/ab", b"ab"));
+        // Must end at the end or before a space, not before '/'.
+        assert!(!contains_word(b"ab/x", b"ab"));
+        assert!(contains_word(b"abc ab/ ab", b"ab"));
+        assert!(!contains_word(b"x ", b"x y"));
+        assert!(!contains_word(b"", b"ab"));
+        assert!(!contains_word(b"ab", b""));
+        // A word past 16 KiB of arguments (a Java classpath) is still found.
+        let mut long = vec![b'a'; 20_000];
+        long.extend_from_slice(b" kafka.Kafka cfg");
+        assert!(contains_word(&long, b"kafka.Kafka"));
     }
 }
