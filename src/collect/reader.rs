@@ -20,6 +20,11 @@ use std::path::{Path, PathBuf};
 /// than this (none of the streamed kernel files has one) is skipped.
 pub const STREAM_WINDOW: usize = 64 * 1024;
 
+/// A [`Reader::for_each_line`] read shorter than this ends the file (see there).
+pub const SHORT_READ_EOF: usize = 2048;
+/// ... provided every read of the file asked for at least this much.
+pub const LARGE_ASK: usize = 16 * 1024;
+
 /// Open files kept by [`Reader::read_cached`]; a guard against an unbounded cache if
 /// callers pass ever-changing paths.
 const MAX_CACHED_FILES: usize = 32;
@@ -138,6 +143,14 @@ impl Reader {
 
     /// Call `f` with every line of `path` (without the newline), holding at most
     /// [`STREAM_WINDOW`] bytes of it in memory. Lines longer than the window are skipped.
+    ///
+    /// Meant for kernel tables with lines shorter than [`SHORT_READ_EOF`] (/proc/net/tcp)
+    /// and for regular files: a read that asked for at least [`LARGE_ASK`] bytes and got
+    /// fewer than [`SHORT_READ_EOF`] is taken as the end. A seq_file read stops early
+    /// only at the end or when its buffer (at least a page) cannot take the next line, so
+    /// it then returns at least a page minus one line. This matters: a read at the end of
+    /// /proc/net/tcp walks the kernel's whole socket hash table again to find nothing,
+    /// which costs as much as reading the table.
     pub fn for_each_line(&mut self, path: &Path, mut f: impl FnMut(&[u8])) -> std::io::Result<()> {
         let mut file = File::open(path)?;
         self.len = 0;
@@ -147,13 +160,19 @@ impl Reader {
         let window = &mut self.buf[..STREAM_WINDOW];
         let mut filled = 0usize;
         let mut skipping_long_line = false;
+        // A small ask could leave part of the kernel's buffer for the next read, which
+        // would then be short without being the end: the hint holds only while every
+        // ask was large.
+        let mut asks_all_large = true;
         loop {
+            let asked = window.len() - filled;
+            asks_all_large &= asked >= LARGE_ASK;
             let n = match file.read(&mut window[filled..]) {
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            let eof = n == 0;
+            let eof = n == 0 || (asks_all_large && n < SHORT_READ_EOF);
             filled += n;
             let mut start = 0usize;
             while let Some(pos) = memchr::memchr(b'\n', &window[start..filled]) {
@@ -319,6 +338,51 @@ mod tests {
         assert_eq!(n, 20_001);
         assert_eq!(last, b"tail-no-newline");
         assert!(r.buffer_capacity() <= 2 * STREAM_WINDOW);
+    }
+
+    #[test]
+    fn short_last_chunk_ends_the_stream() {
+        // 64 lines of 1,024 bytes fill the first read (65,536 bytes) exactly; the second
+        // read gets the last line's 100 bytes, fewer than SHORT_READ_EOF, and is taken as
+        // the end. Every line must still arrive.
+        let mut content = Vec::new();
+        for _ in 0..64 {
+            content.extend(std::iter::repeat_n(b'x', 1023));
+            content.push(b'\n');
+        }
+        content.extend(std::iter::repeat_n(b'y', 99));
+        content.push(b'\n');
+        let path = temp_file("short-tail", &content);
+        let mut r = Reader::new();
+        let mut lens = Vec::new();
+        r.for_each_line(&path, |l| lens.push(l.len())).unwrap();
+        let mut expected = vec![1023; 64];
+        expected.push(99);
+        assert_eq!(lens, expected);
+        let path = temp_file("short-tail-2", b"a\nb\nc");
+        let mut lines = Vec::new();
+        r.for_each_line(&path, |l| lines.push(l.to_vec())).unwrap();
+        assert_eq!(lines, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    }
+
+    #[test]
+    fn real_tcp_table_streams_whole() {
+        let p = Path::new("/proc/self/net/tcp");
+        if !p.exists() {
+            return;
+        }
+        let mut r = Reader::new();
+        let mut n = 0usize;
+        let mut header = Vec::new();
+        r.for_each_line(p, |l| {
+            if n == 0 {
+                header = l.to_vec();
+            }
+            n += 1;
+        })
+        .unwrap();
+        assert!(header.trim_ascii_start().starts_with(b"sl"), "{header:?}");
+        assert!(n >= 1);
     }
 
     #[test]
