@@ -322,6 +322,39 @@ mod tests {
         );
     }
 
+    /// The state as the plain field scan finds it, to check the fixed-layout shortcut.
+    fn reference_state(line: &[u8]) -> Option<usize> {
+        let mut f = fields(line);
+        let (sl, _, _, st) = (f.next()?, f.next()?, f.next()?, f.next()?);
+        if sl.last() != Some(&b':') || parse_u64(&sl[..sl.len() - 1]).is_none() {
+            return None;
+        }
+        parse_hex_state(st)
+    }
+
+    #[test]
+    fn fixed_layout_shortcut_agrees_with_field_scan() {
+        let v4 = &b"   0: 00000000:07E8 00000000:0000 0A 00000000:00000000"[..];
+        let v6 = &b"  12: 0000000000000000FFFF00000F02000A:0400 0000000000000000FFFF00000100000A:01BB 01 0"[..];
+        let bytes = [b' ', b'\t', b'\r', 0, 0x0b, 0x0c, b'x', b':', 0xff];
+        let mut checked = 0;
+        for line in [v4, v6] {
+            for at in 0..line.len() {
+                for b in bytes {
+                    let mut l = line.to_vec();
+                    l[at] = b;
+                    assert_eq!(socket_state(&l), reference_state(&l), "{l:?}");
+                    l.insert(at, b);
+                    assert_eq!(socket_state(&l), reference_state(&l), "{l:?}");
+                    checked += 2;
+                }
+                let cut = &line[..at];
+                assert_eq!(socket_state(cut), reference_state(cut), "{cut:?}");
+            }
+        }
+        assert!(checked > 1000);
+    }
+
     const SNMP: &[u8] = b"Ip: Forwarding DefaultTTL\nIp: 1 64\n\
 Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails EstabResets CurrEstab InSegs OutSegs RetransSegs InErrs OutRsts InCsumErrors\n\
 Tcp: 1 200 120000 -1 23 2 2 4 2 7795 4474 1 0 17 0\n";
