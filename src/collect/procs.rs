@@ -4,20 +4,26 @@
 //! Everything comes from ONE pass over `proc_root/[0-9]*`. Every pid costs one read of
 //! `stat` (state, comm, CPU ticks, start time); `cmdline` is read only when a pattern is
 //! still unmatched by comm and the pid is not a kernel thread; `statm` and `fd/` only for
-//! pids that matched. Path, comm and cmdline buffers are reused: apart from the directory
-//! entry std allocates, a pid that does not match costs no allocation.
+//! pids that matched. proc_root is opened once per scan and the per-pid files are opened
+//! relative to it (`openat`), so the kernel does not walk proc_root's path for each file;
+//! the relative path, comm and cmdline buffers are reused and the directory is listed
+//! with getdents, so a pid that does not match costs no allocation.
 //!
 //! Pattern rule (documented in docs/notes-collect-b.md): a pattern containing `*`, `?` or
 //! `[` is a glob that must match the whole comm or the whole cmdline (arguments joined by
 //! spaces); any other pattern matches a comm equal to it, or a cmdline containing it as a
 //! word: preceded by the start, a space or `/`, and followed by the end or a space.
 
+use super::text::parse_u64;
 use super::{reader::Reader, Settings};
 use crate::glob;
 use crate::metric::Metric;
+use nix::dir::Dir;
+use nix::fcntl::{open, OFlag};
+use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::CStr;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 /// Cloud Eye refuses dimension values longer than this.
@@ -117,13 +123,6 @@ pub fn parse_stat(bytes: &[u8]) -> Option<Stat<'_>> {
     })
 }
 
-fn parse_u64(w: &[u8]) -> Option<u64> {
-    if w.is_empty() || w.len() > 20 || !w.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(w).ok()?.parse().ok()
-}
-
 /// Resident pages: the second field of /proc/[pid]/statm.
 pub fn parse_statm_resident(bytes: &[u8]) -> Option<u64> {
     bytes
@@ -161,34 +160,52 @@ impl Pattern {
     }
 
     pub fn matches_comm(&self, comm: &[u8]) -> bool {
+        self.matches_comm_text(comm, std::str::from_utf8(comm).ok())
+    }
+
+    /// `cmdline` with NULs already turned to spaces and the trailing one removed.
+    pub fn matches_cmdline(&self, cmdline: &[u8]) -> bool {
+        self.matches_cmdline_text(cmdline, std::str::from_utf8(cmdline).ok())
+    }
+
+    /// [`Pattern::matches_comm`] with `comm` already checked as UTF-8 (`text`), so a
+    /// scan checks it once for all patterns.
+    fn matches_comm_text(&self, comm: &[u8], text: Option<&str>) -> bool {
         if self.is_glob {
-            std::str::from_utf8(comm).is_ok_and(|c| glob::matches(&self.text, c))
+            text.is_some_and(|c| glob::matches(&self.text, c))
         } else {
             comm == self.text.as_bytes()
         }
     }
 
-    /// `cmdline` with NULs already turned to spaces and the trailing one removed.
-    pub fn matches_cmdline(&self, cmdline: &[u8]) -> bool {
+    fn matches_cmdline_text(&self, cmdline: &[u8], text: Option<&str>) -> bool {
         if cmdline.is_empty() {
             return false;
         }
         if self.is_glob {
-            return std::str::from_utf8(cmdline).is_ok_and(|c| glob::matches(&self.text, c));
+            return text.is_some_and(|c| glob::matches(&self.text, c));
         }
         contains_word(cmdline, self.text.as_bytes())
     }
 }
 
+/// Does `word` occur in `hay` starting at the start, after a space or after a `/`, and
+/// ending at the end or before a space? Only those starts are tried.
 fn contains_word(hay: &[u8], word: &[u8]) -> bool {
-    if word.is_empty() || word.len() > hay.len() {
+    if word.is_empty() {
         return false;
     }
-    (0..=hay.len() - word.len()).any(|i| {
-        hay[i..].starts_with(word)
-            && (i == 0 || matches!(hay[i - 1], b' ' | b'/'))
-            && matches!(hay.get(i + word.len()), None | Some(b' '))
-    })
+    let mut i = 0;
+    loop {
+        let rest = &hay[i..];
+        if rest.starts_with(word) && matches!(rest.get(word.len()), None | Some(b' ')) {
+            return true;
+        }
+        match memchr::memchr2(b' ', b'/', rest) {
+            Some(k) => i += k + 1,
+            None => return false,
+        }
+    }
 }
 
 /// Turn a raw cmdline (NUL-separated arguments) into space-separated text in place.
@@ -245,17 +262,23 @@ pub fn scan(
     patterns: &[String],
     facts: HostFacts,
 ) -> Option<ProcSample> {
-    let dir = match std::fs::read_dir(proc_root) {
-        Ok(d) => d,
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    // One descriptor to open the per-pid files relative to, and a duplicate to list the
+    // directory with (the listing borrows its descriptor mutably).
+    let opened = open(proc_root, flags, Mode::empty())
+        .map_err(std::io::Error::from)
+        .and_then(|fd| Ok((fd.try_clone()?, fd)))
+        .and_then(|(fd, dup)| Ok((fd, Dir::from_fd(dup)?)));
+    let (root, mut dir) = match opened {
+        Ok(x) => x,
         Err(e) => {
             log::debug!("cannot list {}: {e}", proc_root.display());
             return None;
         }
     };
-    let mut scanner = Scanner::new(proc_root, patterns, facts);
-    for entry in dir.flatten() {
-        let name = entry.file_name();
-        let name = name.as_bytes();
+    let mut scanner = Scanner::new(root, proc_root, patterns, facts);
+    for entry in dir.iter().flatten() {
+        let name = entry.file_name().to_bytes();
         if name.is_empty() || !name.iter().all(u8::is_ascii_digit) {
             continue;
         }
@@ -268,10 +291,12 @@ pub fn scan(
 }
 
 /// The state of one scan: reused buffers and running totals.
-struct Scanner {
-    /// `proc_root/` followed by the current pid and file; truncated back for each use.
-    path: Vec<u8>,
-    root_len: usize,
+struct Scanner<'a> {
+    /// `proc_root`, open as a directory: per-pid files are opened relative to it.
+    root: OwnedFd,
+    root_path: &'a Path,
+    /// `<pid>/<file>` and a NUL, rewritten for each file.
+    rel: RelPath,
     comm: Vec<u8>,
     cmdline: Vec<u8>,
     matched: Vec<bool>,
@@ -282,17 +307,34 @@ struct Scanner {
     fd_unreadable: Vec<u64>,
 }
 
-/// Point the reused buffer at `proc_root/<pid>/<file>` without allocating.
-fn pid_path<'b>(buf: &'b mut Vec<u8>, root_len: usize, pid: &[u8], file: &str) -> &'b Path {
-    buf.truncate(root_len);
-    buf.extend_from_slice(pid);
-    buf.push(b'/');
-    buf.extend_from_slice(file.as_bytes());
-    Path::new(OsStr::from_bytes(buf))
+/// A path relative to proc_root, `<pid>/<file>`, built in place without allocating.
+struct RelPath {
+    buf: [u8; 40],
 }
 
-impl Scanner {
-    fn new(proc_root: &Path, patterns: &[String], facts: HostFacts) -> Scanner {
+impl RelPath {
+    /// `<pid>/<file>` as a C string; `None` if it does not fit (a pid name has at most
+    /// 20 digits, the longest file name is 7 bytes, so it always fits).
+    fn get(&mut self, pid: &[u8], file: &[u8]) -> Option<&CStr> {
+        let n = pid.len() + 1 + file.len();
+        if n >= self.buf.len() {
+            return None;
+        }
+        self.buf[..pid.len()].copy_from_slice(pid);
+        self.buf[pid.len()] = b'/';
+        self.buf[pid.len() + 1..n].copy_from_slice(file);
+        self.buf[n] = 0;
+        CStr::from_bytes_with_nul(&self.buf[..=n]).ok()
+    }
+}
+
+impl<'a> Scanner<'a> {
+    fn new(
+        root: OwnedFd,
+        root_path: &'a Path,
+        patterns: &[String],
+        facts: HostFacts,
+    ) -> Scanner<'a> {
         // A repeated or empty pattern would only give duplicate or invalid series.
         let mut unique: Vec<Pattern> = Vec::with_capacity(patterns.len());
         for p in patterns.iter().filter(|p| !p.is_empty()) {
@@ -314,12 +356,10 @@ impl Scanner {
                 .collect(),
             ..ProcSample::default()
         };
-        let mut path = Vec::with_capacity(proc_root.as_os_str().len() + 32);
-        path.extend_from_slice(proc_root.as_os_str().as_bytes());
-        path.push(b'/');
         Scanner {
-            root_len: path.len(),
-            path,
+            root,
+            root_path,
+            rel: RelPath { buf: [0; 40] },
             comm: Vec::with_capacity(64),
             cmdline: Vec::with_capacity(4096),
             matched: vec![false; patterns.len()],
@@ -330,9 +370,14 @@ impl Scanner {
         }
     }
 
+    /// The content of `<pid>/<file>` under proc_root; `None` if it cannot be read.
+    fn read<'r>(&mut self, r: &'r mut Reader, pid: &[u8], file: &[u8]) -> Option<&'r [u8]> {
+        let rel = self.rel.get(pid, file)?;
+        r.read_in(&self.root, rel).ok()
+    }
+
     fn visit(&mut self, r: &mut Reader, pid: u32, name: &[u8]) {
-        let path = pid_path(&mut self.path, self.root_len, name, "stat");
-        let Ok(bytes) = r.read(path) else {
+        let Some(bytes) = self.read(r, name, b"stat") else {
             return; // exited since the directory was listed
         };
         self.sample.total += 1;
@@ -369,33 +414,33 @@ impl Scanner {
     /// Fill `self.matched`; reads cmdline at most once, and only if comm left a pattern
     /// unmatched and the process is not a kernel thread.
     fn match_patterns(&mut self, r: &mut Reader, name: &[u8], flags: u64) {
+        let comm = std::str::from_utf8(&self.comm).ok();
         for (m, p) in self.matched.iter_mut().zip(&self.patterns) {
-            *m = p.matches_comm(&self.comm);
+            *m = p.matches_comm_text(&self.comm, comm);
         }
         if self.matched.iter().all(|&m| m) || flags & PF_KTHREAD != 0 {
             return;
         }
-        let path = pid_path(&mut self.path, self.root_len, name, "cmdline");
-        let Ok(bytes) = r.read(path) else {
+        let Some(bytes) = self.read(r, name, b"cmdline") else {
             return;
         };
         self.cmdline.clear();
         self.cmdline.extend_from_slice(bytes);
         cmdline_to_text(&mut self.cmdline);
+        let text = std::str::from_utf8(&self.cmdline).ok();
         for (m, p) in self.matched.iter_mut().zip(&self.patterns) {
-            *m = *m || p.matches_cmdline(&self.cmdline);
+            *m = *m || p.matches_cmdline_text(&self.cmdline, text);
         }
     }
 
     /// Add a matched pid's memory, fds and CPU baseline to every pattern it matched.
     fn account(&mut self, r: &mut Reader, pid: u32, name: &[u8], times: Option<(u64, u64)>) {
-        let statm = pid_path(&mut self.path, self.root_len, name, "statm");
-        let rss = r
-            .read(statm)
-            .ok()
+        let page_size = self.facts.page_size;
+        let rss = self
+            .read(r, name, b"statm")
             .and_then(parse_statm_resident)
-            .map_or(0, |pages| pages.saturating_mul(self.facts.page_size));
-        let fds = count_fds(pid_path(&mut self.path, self.root_len, name, "fd"));
+            .map_or(0, |pages| pages.saturating_mul(page_size));
+        let fds = self.count_fds(name);
         for (i, p) in self.sample.patterns.iter_mut().enumerate() {
             if !self.matched[i] {
                 continue;
@@ -412,6 +457,27 @@ impl Scanner {
         }
     }
 
+    /// Number of entries in `<pid>/fd`; `None` when it cannot be listed (another user's
+    /// process without CAP_SYS_PTRACE, or the process exited).
+    fn count_fds(&mut self, pid: &[u8]) -> Option<u64> {
+        let rel = self.rel.get(pid, b"fd")?;
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        match Dir::openat(&self.root, rel, flags, Mode::empty()) {
+            Ok(mut d) => {
+                let entries = d.iter().filter_map(Result::ok);
+                let n = entries
+                    .filter(|e| !matches!(e.file_name().to_bytes(), b"." | b".."))
+                    .count();
+                Some(n as u64)
+            }
+            Err(e) => {
+                let pid = String::from_utf8_lossy(pid);
+                log::debug!("cannot list {}/{pid}/fd: {e}", self.root_path.display());
+                None
+            }
+        }
+    }
+
     fn finish(mut self) -> ProcSample {
         for (p, unreadable) in self.sample.patterns.iter_mut().zip(&self.fd_unreadable) {
             if *unreadable > 0 && *unreadable == p.count {
@@ -420,18 +486,6 @@ impl Scanner {
             p.pids.sort_unstable_by_key(|t| t.pid);
         }
         self.sample
-    }
-}
-
-/// Number of entries in /proc/[pid]/fd; `None` when it cannot be listed (another user's
-/// process without CAP_SYS_PTRACE, or the process exited).
-fn count_fds(dir: &Path) -> Option<u64> {
-    match std::fs::read_dir(dir) {
-        Ok(d) => Some(d.filter(Result::is_ok).count() as u64),
-        Err(e) => {
-            log::debug!("cannot list {}: {e}", dir.display());
-            None
-        }
     }
 }
 
@@ -500,5 +554,30 @@ pub fn rates(a: &ProcSample, b: &ProcSample, dt_secs: f64, out: &mut Vec<Metric>
             .sum();
         let pct = 100.0 * ticks as f64 / b.clk_tck as f64 / dt_secs;
         out.push(Metric::new("proc_cpu", "%", pct).with_dim("proc", cur.pattern.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_starts_only_at_start_space_or_slash() {
+        assert!(contains_word(b"ab", b"ab"));
+        assert!(contains_word(b"x ab", b"ab"));
+        assert!(contains_word(b"/usr/ab -c", b"ab"));
+        // "ab" inside "aab" is not a word; a later "ab" after '/' is.
+        assert!(!contains_word(b"aab", b"ab"));
+        assert!(contains_word(b"aab x/ab", b"ab"));
+        // Must end at the end or before a space, not before '/'.
+        assert!(!contains_word(b"ab/x", b"ab"));
+        assert!(contains_word(b"abc ab/ ab", b"ab"));
+        assert!(!contains_word(b"x ", b"x y"));
+        assert!(!contains_word(b"", b"ab"));
+        assert!(!contains_word(b"ab", b""));
+        // A word past 16 KiB of arguments (a Java classpath) is still found.
+        let mut long = vec![b'a'; 20_000];
+        long.extend_from_slice(b" kafka.Kafka cfg");
+        assert!(contains_word(&long, b"kafka.Kafka"));
     }
 }

@@ -37,16 +37,7 @@ pub struct TcpStates {
 impl TcpStates {
     /// Count one line of /proc/net/tcp{,6}; the header and malformed lines are ignored.
     pub fn add_line(&mut self, line: &[u8]) {
-        let mut f = fields(line);
-        let (Some(sl), Some(_local), Some(_remote), Some(st)) =
-            (f.next(), f.next(), f.next(), f.next())
-        else {
-            return;
-        };
-        if sl.last() != Some(&b':') || parse_u64(&sl[..sl.len() - 1]).is_none() {
-            return;
-        }
-        let Some(state) = parse_hex_state(st) else {
+        let Some(state) = socket_state(line) else {
             return;
         };
         self.total += 1;
@@ -56,12 +47,82 @@ impl TcpStates {
     }
 }
 
+/// The state of a socket line: `<decimal>:`, the local and remote addresses, then the
+/// state in one or two hex digits. Called for every socket of a busy host: lines in the
+/// kernel's fixed layout take [`kernel_layout_state`], others a plain field scan.
+fn socket_state(line: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    let sl = next_field(line, &mut pos)?;
+    let (digits, colon) = sl.split_at(sl.len() - 1);
+    if colon != b":" || parse_u64(digits).is_none() {
+        return None;
+    }
+    if let Some(st) = kernel_layout_state(&line[pos..]) {
+        return parse_hex_state(st);
+    }
+    next_field(line, &mut pos)?; // local address
+    next_field(line, &mut pos)?; // remote address
+    parse_hex_state(next_field(line, &mut pos)?)
+}
+
+/// The state field when `rest` (what follows `sl:`) has the kernel's layout: one space,
+/// two addresses of 13 (IPv4) or 37 (IPv6) bytes separated by one space, one space, two
+/// state bytes, then the end or whitespace. Checked so that the answer is the field the
+/// plain scan would find; `None` sends the line to that scan.
+fn kernel_layout_state(rest: &[u8]) -> Option<&[u8]> {
+    let len = match (rest.get(14), rest.get(38)) {
+        (Some(b' '), _) => 13,
+        (_, Some(b' ')) => 37,
+        _ => return None,
+    };
+    let local = rest.get(1..1 + len)?;
+    let remote = rest.get(2 + len..2 + 2 * len)?;
+    let state = rest.get(3 + 2 * len..5 + 2 * len)?;
+    let spaced = rest[0] == b' ' && rest[1 + len] == b' ' && rest[2 + 2 * len] == b' ';
+    let ends = rest.get(5 + 2 * len).map_or(true, u8::is_ascii_whitespace);
+    (spaced && ends && no_space_or_control(local) && no_space_or_control(remote))
+        .then_some(state)
+        .filter(|st| no_space_or_control(st))
+}
+
+/// True when no byte of `b` is at or below `b' '` (so none is whitespace), eight bytes
+/// at a time: `x - 0x21…21` sets a byte's top bit where that byte is below 0x21, and
+/// `!x` clears it for bytes of 0x80 and up. A borrow can only flag a byte above one that
+/// is already flagged, so "any flagged" is exact.
+fn no_space_or_control(b: &[u8]) -> bool {
+    const ONES: u64 = 0x2121_2121_2121_2121;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = b.chunks_exact(8);
+    let words_ok = words.all(|w| {
+        let x = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        x.wrapping_sub(ONES) & !x & HIGH == 0
+    });
+    words_ok && words.remainder().iter().all(|&c| c > b' ')
+}
+
+/// The next non-empty whitespace-separated field of `line` from `*pos`, moving `*pos`
+/// past it.
+fn next_field<'l>(line: &'l [u8], pos: &mut usize) -> Option<&'l [u8]> {
+    let mut i = *pos;
+    while line.get(i).is_some_and(u8::is_ascii_whitespace) {
+        i += 1;
+    }
+    let start = i;
+    while line.get(i).is_some_and(|b| !b.is_ascii_whitespace()) {
+        i += 1;
+    }
+    *pos = i;
+    (i > start).then(|| &line[start..i])
+}
+
 fn parse_hex_state(field: &[u8]) -> Option<usize> {
     if field.is_empty() || field.len() > 2 {
         return None;
     }
-    let s = std::str::from_utf8(field).ok()?;
-    usize::from_str_radix(s, 16).ok()
+    field.iter().try_fold(0usize, |v, &b| {
+        let d = (b as char).to_digit(16)?;
+        Some(v * 16 + d as usize)
+    })
 }
 
 /// Count a whole /proc/net/tcp (or tcp6) already in memory; for tests and fuzzing, the
@@ -226,6 +287,32 @@ mod tests {
                 "{input:?}"
             );
         }
+        // Hex states in either case; a field of other hex-looking text is not a state.
+        assert_eq!(parse_hex_state(b"0a"), Some(10));
+        assert_eq!(parse_hex_state(b"0B"), Some(11));
+        assert_eq!(parse_hex_state(b"+1"), None);
+        assert_eq!(parse_hex_state(b""), None);
+        // Tabs and runs of spaces separate fields like single spaces.
+        assert_eq!(parse_tcp(b"\t7:\ta  b\t\t06").unwrap().by_state[6], 1);
+        // The kernel layout with a tab, NUL or DEL inside an address: the same answer as
+        // the plain field scan (a tab splits the field, so "0A" is no longer the state).
+        let v4 = b"   0: 00000000:07E8 00000000:0000 0A 00000000";
+        for (at, byte, total) in [(8, b'\t', 0), (30, 0u8, 1), (30, 0x7f, 1), (30, 0xff, 1)] {
+            let mut line = v4.to_vec();
+            line[at] = byte;
+            assert_eq!(parse_tcp(&line).map(|t| t.total).unwrap_or(0), total);
+        }
+        assert!(no_space_or_control(b"0123456789ABCDEF:xyz\x7f\x80\xff"));
+        for bad in [
+            &b"01234567 9"[..],
+            b"\x000000000",
+            b"0000000\x01",
+            b"00000000\r",
+        ] {
+            assert!(!no_space_or_control(bad), "{bad:?}");
+        }
+        let v6 = b"   1: 0000000000000000FFFF00000F02000A:0400 0000000000000000FFFF00000100000A:01BB 08 0";
+        assert_eq!(parse_tcp(v6).unwrap().by_state[8], 1);
         // Truncated mid-line after the state: still a socket.
         assert_eq!(
             parse_tcp(b"   0: 00000000:07E8 00000000:0000 0A 0000")
@@ -233,6 +320,39 @@ mod tests {
                 .total,
             1
         );
+    }
+
+    /// The state as the plain field scan finds it, to check the fixed-layout shortcut.
+    fn reference_state(line: &[u8]) -> Option<usize> {
+        let mut f = fields(line);
+        let (sl, _, _, st) = (f.next()?, f.next()?, f.next()?, f.next()?);
+        if sl.last() != Some(&b':') || parse_u64(&sl[..sl.len() - 1]).is_none() {
+            return None;
+        }
+        parse_hex_state(st)
+    }
+
+    #[test]
+    fn fixed_layout_shortcut_agrees_with_field_scan() {
+        let v4 = &b"   0: 00000000:07E8 00000000:0000 0A 00000000:00000000"[..];
+        let v6 = &b"  12: 0000000000000000FFFF00000F02000A:0400 0000000000000000FFFF00000100000A:01BB 01 0"[..];
+        let bytes = [b' ', b'\t', b'\r', 0, 0x0b, 0x0c, b'x', b':', 0xff];
+        let mut checked = 0;
+        for line in [v4, v6] {
+            for at in 0..line.len() {
+                for b in bytes {
+                    let mut l = line.to_vec();
+                    l[at] = b;
+                    assert_eq!(socket_state(&l), reference_state(&l), "{l:?}");
+                    l.insert(at, b);
+                    assert_eq!(socket_state(&l), reference_state(&l), "{l:?}");
+                    checked += 2;
+                }
+                let cut = &line[..at];
+                assert_eq!(socket_state(cut), reference_state(cut), "{cut:?}");
+            }
+        }
+        assert!(checked > 1000);
     }
 
     const SNMP: &[u8] = b"Ip: Forwarding DefaultTTL\nIp: 1 64\n\
