@@ -296,13 +296,19 @@ fn step_credentials(config: &Config, found: &mut Found) -> StepResult {
     let Some(creds) = &found.temporary else {
         return StepResult::skip(STEP, "needs the agency");
     };
-    let now = crate::clock::wall_ms();
+    // expires_at is in the metadata service's time: compare with its clock, not ours.
+    let offset = found
+        .metadata
+        .as_ref()
+        .and_then(MetadataClient::clock_offset_ms)
+        .unwrap_or(0);
+    let now = crate::clock::wall_ms() + offset;
     found.credentials_ok = !creds.expires_at_ms.is_some_and(|exp| exp <= now);
     match creds.expires_at_ms {
         Some(exp) if exp <= now => StepResult::fail(
             STEP,
             format!(
-                "temporary credentials expired at {} (local clock says {})",
+                "temporary credentials expired at {} (the metadata service's clock says {})",
                 format_utc(exp),
                 format_utc(now)
             ),

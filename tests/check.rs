@@ -229,22 +229,24 @@ fn static_credentials_and_identity_need_no_metadata() {
 }
 
 #[test]
-fn expired_credentials_fail() {
-    // The cloud's clock is 2 h behind ours, so the 1 h credentials it issues expired an
-    // hour ago by the local clock.
+fn credential_expiry_is_judged_by_the_metadata_services_clock() {
+    // The cloud's clock is 2 h behind ours. Its 1 h credentials look expired an hour ago
+    // by the local clock, but they are valid by the clock that issued them, which is the
+    // one the agent signs with.
     let cloud = FakeCloud::start(CloudState {
         skew_ms: -2 * 3_600_000,
         ..CloudState::default()
     });
     let r = run(config_for(&cloud, ""));
     let c = get(&r, "credentials");
-    assert_eq!(c.status, Fail);
+    assert_eq!(c.status, Pass, "{}", c.detail);
+    // 3600 s of lifetime left, give or take the test's own second
     assert!(
-        c.detail.starts_with("temporary credentials expired at "),
+        c.detail.ends_with("(60 min from now)") || c.detail.ends_with("(59 min from now)"),
         "{}",
         c.detail
     );
-    assert_eq!(get(&r, "signed_request").status, Skip);
+    assert_eq!(get(&r, "signed_request").status, Pass, "{r:?}");
     // 2 h = 7200 s, give or take the Date header's second
     let clock = &get(&r, "clock").detail;
     assert!(
@@ -252,6 +254,26 @@ fn expired_credentials_fail() {
             || clock.starts_with("local clock is 7199 s ahead of Cloud Eye"),
         "{clock}"
     );
+}
+
+#[test]
+fn credentials_past_their_expiry_fail() {
+    // Credentials that expire the second they are issued, by the metadata service's own
+    // clock (lifetime 0, whole-second expires_at).
+    let cloud = FakeCloud::start(CloudState {
+        cred_lifetime: std::time::Duration::from_secs(0),
+        fractional_expiry: false,
+        ..CloudState::default()
+    });
+    let r = run(config_for(&cloud, ""));
+    let c = get(&r, "credentials");
+    assert_eq!(c.status, Fail, "{}", c.detail);
+    assert!(
+        c.detail.starts_with("temporary credentials expired at "),
+        "{}",
+        c.detail
+    );
+    assert_eq!(get(&r, "signed_request").status, Skip);
 }
 
 #[test]
