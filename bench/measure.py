@@ -143,7 +143,7 @@ def cmd_run_for(args):
         if rss is not None:
             last_rss, hwm = rss, h
             last_cpu = cpu_ms(proc.pid)
-            if early_rss is None and time.monotonic() - t0 >= min(10.0, secs / 3):
+            if early_rss is None and time.monotonic() - t0 >= min(50.0, secs / 3):
                 early_rss = rss
     elapsed = time.monotonic() - t0
     if exited:
