@@ -160,6 +160,8 @@ pub struct Agent<H: Host, S: Source, K: Sink> {
     observer: Option<Observer>,
     /// The interval's latest sample was a light one (no socket tables, processes, mounts).
     last_sample_light: bool,
+    /// The identity saved by the previous `once`, used when the metadata service is down.
+    saved_identity: Option<Identity>,
 }
 
 impl<H: Host, S: Source, K: Sink> Agent<H, S, K> {
@@ -181,6 +183,7 @@ impl<H: Host, S: Source, K: Sink> Agent<H, S, K> {
             offset_hint_ms: 0,
             observer: None,
             last_sample_light: false,
+            saved_identity: None,
         }
     }
 
@@ -288,6 +291,7 @@ impl<H: Host, S: Source, K: Sink> Agent<H, S, K> {
         let max_age = (3 * self.config.report_interval * NS).max(10 * MINUTE_NS);
         if let Some(s) = &saved {
             self.offset_hint_ms = s.clock_offset_ms;
+            self.saved_identity = s.identity.clone();
         }
         let prev = match saved {
             Some(s) if s.usable(&boot_id, start, max_age) => s.sample,
@@ -318,6 +322,7 @@ impl<H: Host, S: Source, K: Sink> Agent<H, S, K> {
             boot_id,
             sample: cur,
             clock_offset_ms: self.clock_offset_ms(),
+            identity: self.identity.clone(),
         };
         state::save(&self.config.state_dir, &state)
     }
@@ -361,6 +366,10 @@ impl<H: Host, S: Source, K: Sink> Agent<H, S, K> {
         if self.identity.is_none() {
             match self.sink.identity() {
                 Ok(id) => self.identity = Some(id),
+                Err(e) if self.saved_identity.is_some() => {
+                    log::warn!("{e}; using the host identity saved by the previous run");
+                    self.identity = self.saved_identity.take();
+                }
                 Err(e) => {
                     let now = self.host.mono_ns();
                     if self

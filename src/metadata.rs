@@ -28,8 +28,9 @@ const TOKEN_TTL_SECS: u64 = 21_600;
 /// After "no token support" we ask again a day later (the service may be upgraded).
 const TOKEN_REPROBE_MS: i64 = 24 * 3600 * 1000;
 
-/// Who this host is to Cloud Eye.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Who this host is to Cloud Eye. `once` saves it with its state, so a run that finds the
+/// metadata service down can still encode (and spool) what it collected.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     pub instance_id: String,
     pub project_id: String,

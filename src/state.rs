@@ -59,6 +59,9 @@ pub struct State {
     /// The last server-minus-local clock offset learned, ms.
     #[serde(default)]
     pub clock_offset_ms: i64,
+    /// The host identity the previous run used, for a run that cannot reach metadata.
+    #[serde(default)]
+    pub identity: Option<crate::metadata::Identity>,
 }
 
 /// The kernel's boot id (`proc_root/sys/kernel/random/boot_id`), or "" if unreadable.
@@ -155,6 +158,12 @@ mod tests {
                 ..Sample::default()
             },
             clock_offset_ms: -3,
+            identity: Some(crate::metadata::Identity {
+                instance_id: "i-1".into(),
+                project_id: "p-1".into(),
+                region: "r-1".into(),
+                namespace: "AGT.ECS".into(),
+            }),
         };
         save(&d, &s).unwrap();
         assert_eq!(load(&d), Some(s));
@@ -172,6 +181,7 @@ mod tests {
                 ..Sample::default()
             },
             clock_offset_ms: 0,
+            identity: None,
         };
         assert!(s.usable("b1", 2_000, 10_000));
         assert!(!s.usable("b2", 2_000, 10_000), "other boot");

@@ -102,6 +102,59 @@ fn once_gets_temporary_credentials_signs_and_is_accepted() {
     assert!(!second.is_empty());
 }
 
+/// A cron run that finds the metadata service down still encodes what it collected
+/// (with the identity the previous run saved) and spools it; the next run delivers it.
+#[test]
+fn once_with_the_metadata_service_down_spools_and_the_next_run_delivers() {
+    use common::fake_server::Reply;
+    let cloud = FakeCloud::start(CloudState::default());
+    let dir = common::temp_dir("e2e-meta-down");
+    let cfg = write_config(&dir, &cloud, "");
+    let out = run_once(&cfg);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before = collect_times(&cloud);
+    {
+        let mut s = cloud.state();
+        s.meta_reply = Some(Reply::Drop);
+        s.securitykey_reply = Some(Reply::Drop);
+    }
+    let out = run_once(&cfg);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("identity saved by the previous run"),
+        "{stderr}"
+    );
+    assert_eq!(
+        collect_times(&cloud),
+        before,
+        "nothing can be sent without credentials"
+    );
+    let spool = cloudeye_agent::spool::Spool::open(&dir.join("state/spool"), 16 << 20);
+    assert_eq!(spool.len(), 1, "the run's batch waits in the spool");
+    drop(spool);
+    {
+        let mut s = cloud.state();
+        s.meta_reply = None;
+        s.securitykey_reply = None;
+    }
+    let out = run_once(&cfg);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // the spooled run and this one both arrived: two new report times
+    let after = collect_times(&cloud);
+    assert_eq!(after.difference(&before).count(), 2, "{after:?}");
+    let spool = cloudeye_agent::spool::Spool::open(&dir.join("state/spool"), 16 << 20);
+    assert_eq!(spool.len(), 0);
+}
+
 #[test]
 fn once_without_agency_fails_naming_the_fix_and_spools() {
     let cloud = FakeCloud::start(CloudState {
