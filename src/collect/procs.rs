@@ -132,16 +132,12 @@ pub fn parse_statm_resident(bytes: &[u8]) -> Option<u64> {
         .and_then(parse_u64)
 }
 
-/// MemTotal from /proc/meminfo, in bytes.
+/// MemTotal from /proc/meminfo, in bytes (the memory collector's parser).
 pub fn parse_mem_total(bytes: &[u8]) -> Option<u64> {
-    let line = bytes
-        .split(|&b| b == b'\n')
-        .find(|l| l.starts_with(b"MemTotal:"))?;
-    let kb = line[9..]
-        .split(|b| b.is_ascii_whitespace())
-        .find(|w| !w.is_empty())
-        .and_then(parse_u64)?;
-    kb.checked_mul(1024)
+    super::memory::parse_meminfo(bytes)
+        .ok()?
+        .total_kb
+        .checked_mul(1024)
 }
 
 /// A configured process pattern, classified once.
@@ -239,7 +235,8 @@ impl HostFacts {
         let mem_total_bytes = if s.processes.is_empty() {
             None
         } else {
-            r.read_or_log(&s.proc_root.join("meminfo"))
+            // The memory collector keeps this file open: re-read it with pread.
+            r.read_cached_or_log(&s.proc_root.join("meminfo"))
                 .and_then(parse_mem_total)
         };
         HostFacts {
