@@ -5,9 +5,9 @@
 //! zram*, loop* and fd* are skipped. Only when /sys is unreadable is a partition guessed
 //! from its name. Sectors are 512 bytes in diskstats whatever the device's sector size.
 
-use super::text::{fields, is_path_component, lines, name, parse_u64};
+use super::text::{fields, is_path_component, name, parse_records, parse_u64};
 use super::{delta, per_second, percent, ratio_or_zero, reader::Reader, Settings};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::metric::Metric;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -44,23 +44,12 @@ pub fn parse_diskstats_with(
     bytes: &[u8],
     mut keep: impl FnMut(&str) -> bool,
 ) -> Result<DiskSample> {
-    let mut disks = Vec::new();
-    let mut bad = 0usize;
-    for line in lines(bytes) {
-        if line.trim_ascii().is_empty() {
-            continue;
-        }
-        match parse_line(line, &mut keep) {
-            Some(Some(d)) => disks.push(d),
-            Some(None) => {}
-            None => bad += 1,
-        }
-    }
-    if disks.is_empty() && bad > 0 {
-        return Err(Error::other(format!(
-            "diskstats: none of {bad} lines parsed"
-        )));
-    }
+    let disks = parse_records(
+        bytes,
+        ("diskstats", "lines"),
+        |line| line.trim_ascii().is_empty(),
+        |line| parse_line(line, &mut keep),
+    )?;
     Ok(DiskSample { disks })
 }
 

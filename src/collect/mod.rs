@@ -187,6 +187,33 @@ pub mod text {
         bytes.split(|&b| b == b'\n')
     }
 
+    /// One record per line of a table like /proc/net/dev or /proc/diskstats. `parse`
+    /// gives `None` for a malformed line and `Some(None)` for a valid one not wanted;
+    /// lines `skip` accepts are not records at all. Malformed lines are tolerated unless
+    /// no line parsed, which is the error `FILE: none of N LINES parsed`.
+    pub fn parse_records<T>(
+        bytes: &[u8],
+        (file, lines_called): (&str, &str),
+        skip: impl Fn(&[u8]) -> bool,
+        mut parse: impl FnMut(&[u8]) -> Option<Option<T>>,
+    ) -> crate::error::Result<Vec<T>> {
+        let mut records = Vec::new();
+        let mut bad = 0usize;
+        for line in lines(bytes).filter(|l| !skip(l)) {
+            match parse(line) {
+                Some(Some(r)) => records.push(r),
+                Some(None) => {}
+                None => bad += 1,
+            }
+        }
+        if records.is_empty() && bad > 0 {
+            return Err(crate::error::Error::other(format!(
+                "{file}: none of {bad} {lines_called} parsed"
+            )));
+        }
+        Ok(records)
+    }
+
     /// A decimal unsigned integer; `None` on anything else or on overflow.
     pub fn parse_u64(field: &[u8]) -> Option<u64> {
         if field.is_empty() {

@@ -6,9 +6,9 @@
 //! masters, tun/tap, ...). Bond slaves have the link, so traffic is counted once, on the
 //! slaves. Recv is rx and Sent is tx (the official agent swaps them).
 
-use super::text::{fields, is_path_component, lines, name, parse_u64};
+use super::text::{fields, is_path_component, name, parse_records, parse_u64};
 use super::{delta, per_second, percent, reader::Reader, Settings};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::metric::Metric;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -41,24 +41,13 @@ pub fn parse_net_dev(bytes: &[u8]) -> Result<NetSample> {
 /// [`parse_net_dev`] keeping only the interfaces `keep` accepts, so skipped ones (a k8s
 /// node has hundreds of veths) cost no allocation.
 pub fn parse_net_dev_with(bytes: &[u8], mut keep: impl FnMut(&str) -> bool) -> Result<NetSample> {
-    let mut nics = Vec::new();
-    let mut bad = 0usize;
-    for line in lines(bytes) {
-        // Header lines have no ':'; every interface line has one.
-        if !line.contains(&b':') {
-            continue;
-        }
-        match parse_line(line, &mut keep) {
-            Some(Some(n)) => nics.push(n),
-            Some(None) => {}
-            None => bad += 1,
-        }
-    }
-    if nics.is_empty() && bad > 0 {
-        return Err(Error::other(format!(
-            "net/dev: none of {bad} interface lines parsed"
-        )));
-    }
+    // Header lines have no ':'; every interface line has one.
+    let nics = parse_records(
+        bytes,
+        ("net/dev", "interface lines"),
+        |line| !line.contains(&b':'),
+        |line| parse_line(line, &mut keep),
+    )?;
     Ok(NetSample { nics })
 }
 
