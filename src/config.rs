@@ -216,7 +216,8 @@ impl Config {
             "project_id" => self.project_id = Some(string(key, v)?),
             "instance_id" => self.instance_id = Some(string(key, v)?),
             "access_key" => self.access_key = Some(string(key, v)?),
-            "secret_key" => self.secret_key = Some(Secret(secret_string(key, v)?)),
+            // string()'s errors name the key and the type, never the value.
+            "secret_key" => self.secret_key = Some(Secret(string(key, v)?)),
             "namespace" => self.namespace = Some(string(key, v)?),
             "collect_interval" => self.collect_interval = integer(key, v)?,
             "report_interval" => self.report_interval = integer(key, v)?,
@@ -325,11 +326,6 @@ fn string(key: &str, v: &Value) -> Result<String> {
     v.as_str()
         .map(str::to_string)
         .ok_or_else(|| type_error(key, "a string"))
-}
-
-/// Like [`string`] but the error never echoes the value.
-fn secret_string(key: &str, v: &Value) -> Result<String> {
-    string(key, v)
 }
 
 fn path(key: &str, v: &Value) -> Result<PathBuf> {
