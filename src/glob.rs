@@ -15,6 +15,19 @@ pub fn selected(name: &str, include: &[String], exclude: &[String]) -> bool {
     include.is_empty() || include.iter().any(|p| matches(p, name))
 }
 
+/// [`selected`] over a default set: `name` is a candidate when `in_default_set` says so
+/// or when an include entry names it literally (so `"loop3"` brings back a device the
+/// defaults skip while `"*"` adds nothing). `in_default_set` runs only when needed.
+pub fn selected_from_defaults(
+    name: &str,
+    in_default_set: impl FnOnce() -> bool,
+    include: &[String],
+    exclude: &[String],
+) -> bool {
+    let named = include.iter().any(|p| p == name);
+    (named || in_default_set()) && selected(name, include, exclude)
+}
+
 fn match_bytes(pattern: &[u8], text: &[u8]) -> bool {
     // Iterative matcher with single-star backtracking: O(len(p) * len(t)) worst case.
     let (mut p, mut t) = (0usize, 0usize);
@@ -127,5 +140,29 @@ mod tests {
         assert!(!selected("eth9", &inc, &exc));
         assert!(!selected("ens3", &inc, &exc));
         assert!(selected("ens3", &[], &exc));
+    }
+
+    #[test]
+    fn defaults_and_literal_includes() {
+        let none: Vec<String> = Vec::new();
+        let literal = vec!["loop3".to_string()];
+        let star = vec!["*".to_string()];
+        assert!(selected_from_defaults("sda", || true, &none, &none));
+        assert!(!selected_from_defaults("loop3", || false, &none, &none));
+        assert!(selected_from_defaults("loop3", || false, &literal, &none));
+        assert!(!selected_from_defaults("loop3", || false, &star, &none));
+        assert!(!selected_from_defaults(
+            "loop3",
+            || false,
+            &literal,
+            &literal
+        ));
+        // a literal include skips the default-set check entirely
+        assert!(selected_from_defaults(
+            "loop3",
+            || unreachable!(),
+            &literal,
+            &none
+        ));
     }
 }

@@ -141,9 +141,12 @@ fn looks_like_partition(dev: &str) -> bool {
 /// Default set, then the configured filters. An include pattern equal to the name (no
 /// wildcard) also brings back a device the default set skips (a partition, loop0, ...).
 fn wanted(s: &Settings, dev: &str, view: SysView) -> bool {
-    let named = s.disk_include.iter().any(|p| p == dev);
-    (named || is_whole_disk(&s.sys_root, dev, view))
-        && crate::glob::selected(dev, &s.disk_include, &s.disk_exclude)
+    crate::glob::selected_from_defaults(
+        dev,
+        || is_whole_disk(&s.sys_root, dev, view),
+        &s.disk_include,
+        &s.disk_exclude,
+    )
 }
 
 pub fn read(r: &mut Reader, s: &Settings) -> Option<DiskSample> {

@@ -261,11 +261,6 @@ fn wanted(e: &MountEntry, nodev: &[String], s: &Settings) -> bool {
     {
         return false;
     }
-    // Only an exact path brings back a pseudo file system: `*` must not add /proc too.
-    let explicitly_included = s.mount_include.contains(&e.mount_point);
-    if is_pseudo_fs(&e.fs_type, nodev) && !explicitly_included {
-        return false;
-    }
     if e.mount_point.is_empty() || e.mount_point.len() > MAX_DIM_VALUE {
         log::debug!(
             "mount point of {} bytes cannot be a dimension",
@@ -273,7 +268,13 @@ fn wanted(e: &MountEntry, nodev: &[String], s: &Settings) -> bool {
         );
         return false;
     }
-    glob::selected(&e.mount_point, &s.mount_include, &s.mount_exclude)
+    // Only an exact path brings back a pseudo file system: `*` must not add /proc too.
+    glob::selected_from_defaults(
+        &e.mount_point,
+        || !is_pseudo_fs(&e.fs_type, nodev),
+        &s.mount_include,
+        &s.mount_exclude,
+    )
 }
 
 /// True for file systems whose statvfs may wait on a remote server.

@@ -104,9 +104,12 @@ fn is_physical(sys_root: &Path, nic: &str, sys_readable: bool) -> bool {
 /// Default set, then the configured filters. An include pattern equal to the name (no
 /// wildcard) also brings back a NIC the default set skips.
 fn wanted(s: &Settings, nic: &str, sys_readable: bool) -> bool {
-    let named = s.nic_include.iter().any(|p| p == nic);
-    (named || is_physical(&s.sys_root, nic, sys_readable))
-        && crate::glob::selected(nic, &s.nic_include, &s.nic_exclude)
+    crate::glob::selected_from_defaults(
+        nic,
+        || is_physical(&s.sys_root, nic, sys_readable),
+        &s.nic_include,
+        &s.nic_exclude,
+    )
 }
 
 pub fn read(r: &mut Reader, s: &Settings) -> Option<NetSample> {
